@@ -202,7 +202,8 @@ int nf_wire_recv(void *sock, const nf_wire_expect_t *ex, nf_wire_msg_t *msg,
     } else if (msg->env->version != NF_PROTOCOL_VERSION) {
         why = NF_WIRE_DROP_VERSION;
         detail = "protocol version mismatch";
-    } else if (ex->job && ex->job[0] && (!msg->env->job || strcmp(msg->env->job, ex->job) != 0)) {
+    } else if (ex->job && ex->job[0] && !(ex->allow_no_job && (!msg->env->job || !msg->env->job[0])) &&
+               (!msg->env->job || strcmp(msg->env->job, ex->job) != 0)) {
         why = NF_WIRE_DROP_JOB;
         detail = "message of another job";
     } else if (msg->env->body_case == NF__ENVELOPE__BODY__NOT_SET ||

@@ -65,6 +65,7 @@ typedef struct {
 typedef struct {
     bool router;            // a routing id frame comes first
     const char *job;        // NULL or "" = any job; otherwise the envelope's job must match
+    bool allow_no_job;      // also accept envelopes with an empty job (peers that join)
     uint64_t bodies;        // NF_WIRE_BODY(case) bits of the bodies accepted here
     uint64_t max_payload;   // payload frames above this are dropped (0 = no payload accepted)
 } nf_wire_expect_t;
