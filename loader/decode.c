@@ -47,6 +47,20 @@ static void s_grow(uint8_t **buf, size_t *cap, size_t need)
     *cap = need;
 }
 
+// After a failed call TurboJPEG 2.1 can leave the handle unusable (the next
+// header read fails with the old error), so a decoder replaces its handle after
+// every failure. Bad files are rare; a handle costs microseconds.
+static void s_renew_handle(loader_decoder_t *self)
+{
+    tjhandle tj = tjInitDecompress();
+    if (!tj) {
+        nf_log_warn("tjInitDecompress: %s (keeping the old handle)", tjGetErrorStr2(NULL));
+        return;
+    }
+    if (tjDestroy(self->tj) != 0) nf_log_warn("tjDestroy: %s", tjGetErrorStr2(self->tj));
+    self->tj = tj;
+}
+
 static int s_cmp_scale(const void *a, const void *b)
 {
     const tjscalingfactor *x = a, *y = b;
@@ -163,9 +177,11 @@ static int s_header(loader_decoder_t *self, const uint8_t *jpeg, size_t len, uin
     if (len > (size_t)0x7fffffff) return s_fail(info, LOADER_BAD_TOO_LARGE, "file over 2 GiB");
     int w = 0, h = 0, subsamp = 0, cs = 0;
     if (tjDecompressHeader3(self->tj, jpeg, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
-        const char *msg = tjGetErrorStr2(self->tj);
-        return s_fail(info, strstr(msg, "nsupported") ? LOADER_BAD_UNSUPPORTED : LOADER_BAD_HEADER,
-                      msg);
+        int rc = s_fail(info, strstr(tjGetErrorStr2(self->tj), "nsupported") ? LOADER_BAD_UNSUPPORTED
+                                                                             : LOADER_BAD_HEADER,
+                        tjGetErrorStr2(self->tj));
+        s_renew_handle(self);
+        return rc;
     }
     info->width = (uint32_t)w;
     info->height = (uint32_t)h;
@@ -197,17 +213,14 @@ static const uint8_t *s_decode_rgb(loader_decoder_t *self, const uint8_t *jpeg, 
     int rc = tjDecompress2(self->tj, jpeg, (unsigned long)len, self->pix, sw, 0, sh, pf,
                            TJFLAG_LIMITSCANS);
     if (rc != 0) {
-        const char *msg = tjGetErrorStr2(self->tj);
-        if (tjGetErrorCode(self->tj) != TJERR_WARNING) {
-            s_fail(info, LOADER_BAD_DECODE, msg);
-            return NULL;
-        }
-        if (strict) {
-            s_fail(info, LOADER_BAD_TRUNCATED, msg);
+        bool warning = tjGetErrorCode(self->tj) == TJERR_WARNING;
+        snprintf(info->detail, sizeof info->detail, "%s", tjGetErrorStr2(self->tj));
+        s_renew_handle(self);
+        if (!warning || strict) {
+            info->bad = warning ? LOADER_BAD_TRUNCATED : LOADER_BAD_DECODE;
             return NULL;
         }
         info->warning = true;
-        snprintf(info->detail, sizeof info->detail, "%s", msg);
     }
     info->scale_num = (uint32_t)sf.num;
     info->scale_den = (uint32_t)sf.denom;
