@@ -274,7 +274,8 @@ static void s_worker_lost(loader_coordinator_t *self, int w, const char *why)
             }
         }
     }
-    nf_log_warn("worker %s lost (%s): %u tasks re-issued", wk->id, why, requeued);
+    nf_log(requeued ? NF_LOG_WARN : NF_LOG_INFO, "worker %s gone (%s): %u tasks re-issued", wk->id,
+           why, requeued);
     wk->live = false;
     wk->n_tasks = 0;
     self->stats.workers_lost++;
@@ -417,7 +418,8 @@ static void s_consumer_gone(loader_coordinator_t *self, int c, const char *why)
     for (uint32_t i = 0; i < self->n_streams; i++)
         if (self->streams[i].live && self->streams[i].consumer == c) s_stream_free(&self->streams[i]);
     self->consumers[c].live = false;
-    nf_log_warn("consumer %d gone (%s): its streams were dropped", c, why);
+    nf_log(strcmp(why, "it left") ? NF_LOG_WARN : NF_LOG_INFO,
+           "consumer %d gone (%s): its streams were dropped", c, why);
 }
 
 static bool s_endpoint_ok(const char *ep)
