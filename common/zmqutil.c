@@ -135,6 +135,7 @@ void nf_signals_destroy(nf_signals_t **self_p)
 {
     if (!self_p || !*self_p) return;
     nf_signals_t *self = *self_p;
+    (void)nf_signals_take(self);  // a pending signal would kill us once unblocked
     if (close(self->fd) != 0) nf_log_warn("close(signalfd): %s", strerror(errno));
     int err = pthread_sigmask(SIG_SETMASK, &self->old_mask, NULL);
     if (err != 0) nf_log_warn("pthread_sigmask: %s", strerror(err));

@@ -72,7 +72,8 @@ typedef struct nf_signals_t nf_signals_t;
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and opens a signalfd
 // for them. NULL (logged) on failure. Call before creating threads/contexts.
 nf_signals_t *nf_signals_new(void);
-// Restores the previous signal mask and closes the fd. Accepts NULL.
+// Discards pending signals (they were seen through the fd), restores the
+// previous signal mask and closes the fd. Accepts NULL.
 void nf_signals_destroy(nf_signals_t **self_p);
 // The fd to put in a zmq_pollitem_t (ZMQ_POLLIN when a signal is pending).
 int nf_signals_fd(const nf_signals_t *self);
