@@ -514,7 +514,7 @@ static int s_cmd_consume(int argc, char **argv)
         nf_signals_destroy(&sig);
         return 1;
     }
-    uint64_t images = 0, batches = 0, bad = 0, dups = 0, reissued = 0, warnings = 0;
+    uint64_t images = 0, batches = 0, bad = 0, dups = 0, reissued = 0, warnings = 0, first_n = 0;
     double t0 = nf_now_s(), first_batch_s = -1;
     int rc = 0;
     for (int e = 0; e < epochs && rc == 0; e++) {
@@ -538,7 +538,10 @@ static int s_cmd_consume(int argc, char **argv)
                 rc = 1;
                 break;
             }
-            if (first_batch_s < 0) first_batch_s = nf_now_s() - t0;
+            if (first_batch_s < 0) {
+                first_batch_s = nf_now_s() - t0;
+                first_n = b->n;
+            }
             images += b->n;
             batches++;
             if (dg)
@@ -560,12 +563,15 @@ static int s_cmd_consume(int argc, char **argv)
         if (max_batches && batches >= (uint64_t)max_batches) break;
     }
     double secs = nf_now_s() - t0;
+    double steady = secs > first_batch_s && first_batch_s >= 0
+                        ? (double)(images - first_n) / (secs - first_batch_s)
+                        : 0.0;
     if (json)
         printf("{\"batches\": %llu, \"images\": %llu, \"seconds\": %.3f, \"img_per_s\": %.1f, "
-               "\"first_batch_s\": %.3f, \"bad_files\": %llu, \"warnings\": %llu, "
-               "\"duplicates\": %llu, \"reissued\": %llu}\n",
+               "\"steady_img_per_s\": %.1f, \"first_batch_s\": %.3f, \"bad_files\": %llu, "
+               "\"warnings\": %llu, \"duplicates\": %llu, \"reissued\": %llu}\n",
                (unsigned long long)batches, (unsigned long long)images, secs,
-               secs > 0 ? images / secs : 0.0, first_batch_s, (unsigned long long)bad,
+               secs > 0 ? images / secs : 0.0, steady, first_batch_s, (unsigned long long)bad,
                (unsigned long long)warnings, (unsigned long long)dups, (unsigned long long)reissued);
     else
         printf("consumed %llu batches, %llu images in %.2f s (%.0f img/s), %llu bad files, "

@@ -6,6 +6,7 @@
 #include "resample.h"
 
 #include "check.h"
+#include "resample_simd.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -76,6 +77,8 @@ static inline uint8_t s_clip8(int32_t v)
 
 typedef struct {
     s_coeffs_t h, v;
+    int kpairs;       // horizontal taps padded to pairs (an upper bound for the layout)
+    int32_t *wsimd;   // (out_w / 2, kpairs, 2, 8) weights of the SIMD pass
     double *tmp;      // (max ksize)
     uint8_t *rows;    // (n_rows, out_w, 3) horizontal pass output
     int32_t *acc;     // (out_w * 3) vertical accumulators
@@ -89,6 +92,7 @@ static void s_layout(const loader_resample_params_t *p, uint8_t *base, s_layout_
     l->h.ksize = s_ksize(p->box[0], p->box[2], p->out_w);
     l->v.ksize = s_ksize(p->box[1], p->box[3], p->out_h);
     int kmax = l->h.ksize > l->v.ksize ? l->h.ksize : l->v.ksize;
+    l->kpairs = (l->h.ksize + 1) / 2;
     size_t off = 0;
 #define S_TAKE(ptr, type, count)                                                             \
     do {                                                                                     \
@@ -99,6 +103,7 @@ static void s_layout(const loader_resample_params_t *p, uint8_t *base, s_layout_
     S_TAKE(l->h.k, int32_t, (size_t)p->out_w * l->h.ksize);
     S_TAKE(l->v.bounds, int32_t, 2 * (size_t)p->out_h);
     S_TAKE(l->v.k, int32_t, (size_t)p->out_h * l->v.ksize);
+    S_TAKE(l->wsimd, int32_t, ((size_t)p->out_w / 2 + 1) * l->kpairs * 16);
     S_TAKE(l->tmp, double, kmax);
     S_TAKE(l->rows, uint8_t, (size_t)p->in_h * p->out_w * 3);
     S_TAKE(l->acc, int32_t, (size_t)p->out_w * 3);
@@ -116,11 +121,13 @@ size_t loader_resample_workspace_bytes(const loader_resample_params_t *p)
 // ---------------------------------------------------------------------------
 // passes
 
-// One row, horizontal: out[xx] = sum_k in[xmin+k] * w_k, per channel.
-static void s_horizontal_row(const s_coeffs_t *c, int out_w, const uint8_t *in, uint8_t *out)
+// One row, horizontal: out[xx] = sum_k in[xmin+k] * w_k, per channel, for
+// outputs [from, out_w).
+static void s_horizontal_row(const s_coeffs_t *c, int from, int out_w, const uint8_t *in,
+                             uint8_t *out)
 {
     const int ks = c->ksize;
-    for (int xx = 0; xx < out_w; xx++) {
+    for (int xx = from; xx < out_w; xx++) {
         const int32_t *k = &c->k[(size_t)xx * ks];
         const uint8_t *src = in + (size_t)c->bounds[2 * xx] * 3;
         const int n = c->bounds[2 * xx + 1];
@@ -134,6 +141,36 @@ static void s_horizontal_row(const s_coeffs_t *c, int out_w, const uint8_t *in, 
         out[3 * xx + 1] = s_clip8(s1);
         out[3 * xx + 2] = s_clip8(s2);
     }
+}
+
+// The SIMD pass's weights (resample_simd.h): w = hi << 11 | lo, packed in
+// int16 pairs per tap pair, laid out per pair of outputs; and how many leading
+// outputs it can do without reading past the row.
+static void s_simd_setup(const s_layout_t *l, int in_w, int out_w, loader_hpass_t *hp)
+{
+    const int ks = l->h.ksize;
+    int max_taps = 1, simd_w = 0;
+    for (int xx = 0; xx < out_w; xx++)
+        if (l->h.bounds[2 * xx + 1] > max_taps) max_taps = l->h.bounds[2 * xx + 1];
+    const int kp = (max_taps + 1) / 2;
+    NF_CHECK(kp <= l->kpairs, "%d tap pairs, room for %d", kp, l->kpairs);
+    while (simd_w + 2 <= out_w && l->h.bounds[2 * (simd_w + 1)] + 2 * kp <= in_w - 1) simd_w += 2;
+    int32_t *w = l->wsimd;
+    for (int xx = 0; xx < simd_w; xx += 2) {
+        for (int p = 0; p < kp; p++, w += 16) {
+            for (int lane = 0; lane < 2; lane++) {
+                const int32_t *k = &l->h.k[(size_t)(xx + lane) * ks];
+                int32_t w0 = 2 * p < ks ? k[2 * p] : 0, w1 = 2 * p + 1 < ks ? k[2 * p + 1] : 0;
+                uint32_t hi = (uint32_t)(w1 >> 11) << 16 | (uint32_t)(w0 >> 11);
+                uint32_t lo = (uint32_t)(w1 & 0x7FF) << 16 | (uint32_t)(w0 & 0x7FF);
+                for (int i = 0; i < 4; i++) {
+                    w[4 * lane + i] = (int32_t)hi;
+                    w[8 + 4 * lane + i] = (int32_t)lo;
+                }
+            }
+        }
+    }
+    *hp = (loader_hpass_t){.simd_w = simd_w, .kpairs = kp, .bounds = l->h.bounds, .w = l->wsimd};
 }
 
 // One output row, vertical: acc[i] = sum_k rows[ymin+k][i] * w_k over all
@@ -177,9 +214,19 @@ void loader_resample_rgb(const loader_resample_params_t *p, const uint8_t *in, s
     if (need_h) {
         s_coeffs(p->in_w, p->box[0], p->box[2], out_w, &l.h, l.tmp);
         uint8_t *dst = need_v ? l.rows : out;
-        for (int y = y_first; y < y_last; y++)
-            s_horizontal_row(&l.h, out_w, in + (size_t)y * in_stride,
-                             dst + (size_t)(y - y_first) * width);
+        loader_hrow_fn simd = p->scalar ? NULL : loader_resample_simd_hrow();
+        loader_hpass_t hp;
+        int done = 0;
+        if (simd) {
+            s_simd_setup(&l, (int)p->in_w, out_w, &hp);
+            done = hp.simd_w;
+        }
+        for (int y = y_first; y < y_last; y++) {
+            const uint8_t *row = in + (size_t)y * in_stride;
+            uint8_t *o = dst + (size_t)(y - y_first) * width;
+            if (done) simd(&hp, row, o);
+            s_horizontal_row(&l.h, done, out_w, row, o);
+        }
         if (!need_v) return;
         src = l.rows;
         src_stride = width;

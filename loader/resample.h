@@ -12,8 +12,11 @@
  * golden test (tests/loader/test_presize.c) checks it against PIL fixtures.
  *
  * Written by hand rather than taken from a library because no Debian library
- * reproduces Pillow's integer arithmetic, and because the loops are laid out so
- * the compiler vectorises the vertical pass (the file is built with -O3).
+ * reproduces Pillow's integer arithmetic, and because speed matters here: the
+ * vertical pass is laid out so the compiler vectorises it (-O3), and the
+ * horizontal pass has an AVX2 kernel (resample_avx2.c, chosen at run time,
+ * exact by splitting each weight into two 11-bit halves); the plain-C pass is
+ * the reference the tests compare it with.
  *
  * CPU only, by design: loader workers are CPU processes. It never allocates:
  * the caller sizes a workspace with loader_resample_workspace_bytes().
@@ -21,6 +24,7 @@
 #ifndef LOADER_RESAMPLE_H
 #define LOADER_RESAMPLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +32,7 @@ typedef struct {
     uint32_t in_w, in_h;    // source image size
     float box[4];           // source region x0, y0, x1, y1 (Pillow's box, float like Pillow)
     uint32_t out_w, out_h;  // output size
+    bool scalar;            // force the plain-C reference path (tests compare the two)
 } loader_resample_params_t;
 
 // Workspace bytes for these parameters (coefficients, bounds, temporary rows).
