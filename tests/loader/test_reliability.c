@@ -56,14 +56,18 @@ static uint32_t s_check_once(const h_epoch_t *e, const loader_dataset_t *ds, int
 typedef struct {
     pid_t *workers;
     const char *endpoint;
-    int mode;  // 0: SIGKILL worker 0 at batch 8, add a worker at 12; 1: SIGSTOP at 8, SIGCONT at 40
+    // 0: freeze worker 0 at batch 4 (so it surely holds tasks), SIGKILL it at 8,
+    //    add a worker at 12; 1: SIGSTOP worker 0 at batch 8, SIGCONT it at 20
+    int mode;
     uint32_t killed_at;
 } s_fault_t;
 
 static void s_fault(uint32_t batches, void *arg)
 {
     s_fault_t *f = arg;
-    if (f->mode == 0 && batches == 8) {
+    if (f->mode == 0 && batches == 4) {
+        T_CHECK(kill(f->workers[0], SIGSTOP) == 0, "SIGSTOP");
+    } else if (f->mode == 0 && batches == 8) {
         T_CHECK(kill(f->workers[0], SIGKILL) == 0, "SIGKILL");
         waitpid(f->workers[0], NULL, 0);
         f->workers[0] = -1;
@@ -73,7 +77,7 @@ static void s_fault(uint32_t batches, void *arg)
     } else if (f->mode == 1 && batches == 8) {
         T_CHECK(kill(f->workers[0], SIGSTOP) == 0, "SIGSTOP");
         f->killed_at = batches;
-    } else if (f->mode == 1 && batches == 40) {
+    } else if (f->mode == 1 && batches == 20) {
         T_CHECK(kill(f->workers[0], SIGCONT) == 0, "SIGCONT");
     }
 }
@@ -86,8 +90,9 @@ static void test_dead_and_stuck_workers(int mode)
     pid_t w[4] = {h_worker(h.endpoint), h_worker(h.endpoint), h_worker(h.endpoint), -1};
     loader_consumer_t *con = s_consumer(h.endpoint, mode ? "stuck-sink" : "kill-sink");
     s_fault_t f = {.workers = w, .endpoint = h.endpoint, .mode = mode};
+    // more credits than worker slots: every worker always holds tasks
     loader_stream_request_t r = {.stream = 1, .split = LOADER_VALID, .batch_size = 8,
-                                 .presize = 48, .credits = 6, .ordered = mode == 1};
+                                 .presize = 48, .credits = 16, .ordered = mode == 1};
     h_epoch_t e;
     h_consume(con, &r, loader_dataset_n_items(h.ds), &e, s_fault, &f);
     T_CHECK(f.killed_at == 8, "the fault happened mid-epoch (of %u batches)", e.n_batches);
