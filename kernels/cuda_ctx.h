@@ -63,6 +63,9 @@ void cuda_ctx_sync(cuda_ctx_t *ctx);
 // Synchronises the stream, frees everything, nulls *self_p. Accepts NULL.
 void cuda_ctx_destroy(cuda_ctx_t **self_p);
 
+// Frees conv2d.cu's plan cache (called by cuda_ctx_destroy). Accepts NULL.
+void cuda_conv_cache_destroy(cuda_conv_cache_t *cache);
+
 #ifdef __cplusplus
 }
 #endif
