@@ -7,7 +7,6 @@
 #ifndef NF_CUDA_UTIL_CUH
 #define NF_CUDA_UTIL_CUH
 
-#include "check.h"
 #include "cuda_check.h"
 #include "cuda_ctx.h"
 #include "kdtype.h"
