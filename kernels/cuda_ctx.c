@@ -44,7 +44,9 @@ cuda_ctx_t *cuda_ctx_new(const cuda_ctx_config_t *cfg)
     CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
     CUBLAS_CHECK(cublasCreate(&ctx->cublas));
     CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
-    cuda_ctx_reserve_workspace(ctx, cfg->workspace_bytes);
+    cuda_ctx_reserve_workspace(ctx, cfg->workspace_bytes > CUDA_CTX_MIN_WORKSPACE
+                                         ? cfg->workspace_bytes
+                                         : CUDA_CTX_MIN_WORKSPACE);
     return ctx;
 }
 
