@@ -53,7 +53,10 @@ static cudnnDataType_t s_cudnn_type(kdtype_t t)
 }
 
 // f32 must not run on TF32 tensor cores (parity would drift): FMA kernels only.
-static bool s_math_ok(bool f32, cudnnMathType_t m) { return !f32 || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH; }
+static bool s_math_ok(bool f32, cudnnMathType_t m)
+{
+    return !f32 || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+}
 
 static void s_plan_build(s_plan_t *pl, const conv2d_params_t *p, cuda_ctx_t *ctx)
 {
