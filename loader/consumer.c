@@ -211,14 +211,13 @@ static void s_on_batch(loader_consumer_t *self, nf_wire_msg_t *m)
     const Nf__RawBatch *b = m->env->raw_batch;
     s_stream_t *st = s_stream(self, b->stream);
     if (!st || st->phase != S_RUNNING || b->epoch != st->req.epoch) {
-        nf_log_debug("batch of a stream/epoch not running: dropped");
-        if (st && st->phase == S_RUNNING) st->stats.duplicates++;
+        nf_log_debug("batch of a stream/epoch not running (a late one): dropped");
         return;
     }
     const char *why = NULL;
     if (b->seq >= st->plan.n_batches) why = "seq beyond the epoch";
     else if (b->h != st->req.presize || b->w != st->req.presize || b->c != 3 ||
-             b->n > st->req.batch_size || (b->n == 0 && st->req.split == LOADER_TRAIN))
+             b->n > st->req.batch_size)
         why = "shape is not the requested presize";
     for (uint32_t i = 0; !why && i < b->n; i++)
         if (b->labels[i] < 0 || (uint32_t)b->labels[i] >= self->n_classes ||

@@ -258,9 +258,11 @@ static void s_queue_seq(loader_coordinator_t *self, s_stream_t *st, uint32_t seq
     self->stats.tasks_reissued++;
 }
 
-// A worker died, stalled or left: every un-acked batch it produced or holds is
-// re-issued (a batch it already sent may be lost in its socket buffers).
-static void s_worker_lost(loader_coordinator_t *self, int w, const char *why)
+// A worker died, stalled or left: its un-acked batches are re-issued. A worker
+// that died or stalled may have sent a batch that is still in its socket buffer,
+// so everything un-acked goes again (all = true); a worker that left on its own
+// flushed what it sent, so only what it had not finished goes again.
+static void s_worker_lost(loader_coordinator_t *self, int w, const char *why, bool all)
 {
     s_worker_t *wk = &self->workers[w];
     uint32_t requeued = 0;
@@ -268,9 +270,11 @@ static void s_worker_lost(loader_coordinator_t *self, int w, const char *why)
         s_stream_t *st = &self->streams[i];
         if (!st->live || st->done) continue;
         for (uint32_t seq = 0; seq < st->next_seq; seq++) {
-            if (st->state[seq] == S_ISSUED && st->worker[seq] == w) {
+            if (st->state[seq] == S_ISSUED && st->worker[seq] == w && (all || !st->sent[seq])) {
                 s_queue_seq(self, st, seq);
                 requeued++;
+            } else if (st->state[seq] == S_ISSUED && st->worker[seq] == w) {
+                st->worker[seq] = -1;  // sent; the ack deadline still guards it
             }
         }
     }
@@ -330,7 +334,7 @@ static void s_on_hello(loader_coordinator_t *self, const nf_wire_msg_t *m, int64
     Nf__Envelope env = NF__ENVELOPE__INIT;
     env.body_case = NF__ENVELOPE__BODY_DATASET_INFO;
     env.dataset_info = &info;
-    if (s_send(self, &m->peer, &env) != 0) s_worker_lost(self, w, "cannot reach it");
+    if (s_send(self, &m->peer, &env) != 0) s_worker_lost(self, w, "cannot reach it", true);
     else wk->last_tx = now;
     free(classes);
 }
@@ -352,7 +356,7 @@ static void s_count_bad(loader_coordinator_t *self, s_stream_t *st, const Nf__Ta
             st->bad_list[st->n_bad_list++] = c;
         }
     }
-    if (!st->pool || st->split == LOADER_VALID) st->dropped += (uint32_t)d->n_bad;
+    if (st->split == LOADER_VALID) st->dropped += (uint32_t)d->n_bad;  // train refills
     uint32_t warn = d->has_warnings ? d->warnings : 0;
     st->warnings += warn;
     self->stats.warnings += warn;
@@ -627,7 +631,7 @@ static void s_handle(loader_coordinator_t *self, const nf_wire_msg_t *m, int64_t
         int w = s_find_worker(self, &m->peer);
         if (w >= 0) {
             self->workers[w].last_rx = now;
-            if (env->body_case == NF__ENVELOPE__BODY_CONTROL) s_worker_lost(self, w, "it left");
+            if (env->body_case == NF__ENVELOPE__BODY_CONTROL) s_worker_lost(self, w, "it left", false);
             return;
         }
         int c = s_find_consumer(self, &m->peer);
@@ -764,7 +768,7 @@ static void s_dispatch(loader_coordinator_t *self, int64_t now)
             memmove(st->queue + 1, st->queue, st->n_queue * sizeof *st->queue);
             st->queue[0] = seq;
             st->n_queue++;
-            s_worker_lost(self, w, "cannot reach it");
+            s_worker_lost(self, w, "cannot reach it", true);
         }
     }
 }
@@ -794,15 +798,15 @@ static void s_timers(loader_coordinator_t *self, int64_t now)
         s_worker_t *wk = &self->workers[i];
         if (!wk->live) continue;
         bool failed;
-        if (now - wk->last_rx > worker_timeout) s_worker_lost(self, (int)i, "no heartbeat");
+        if (now - wk->last_rx > worker_timeout) s_worker_lost(self, (int)i, "no heartbeat", true);
         else if (s_heartbeat(self, &wk->peer, &wk->last_tx, now, &failed), failed)
-            s_worker_lost(self, (int)i, "cannot reach it");
+            s_worker_lost(self, (int)i, "cannot reach it", true);
     }
     for (uint32_t i = 0; i < self->n_consumers; i++) {
         s_consumer_t *c = &self->consumers[i];
         if (!c->live) continue;
         bool failed;
-        if (now - c->last_rx > s_ms(self->cfg.consumer_timeout_ms, 60000))
+        if (now - c->last_rx > s_ms(self->cfg.consumer_timeout_ms, 600000))
             s_consumer_gone(self, (int)i, "no heartbeat");
         else if (s_heartbeat(self, &c->peer, &c->last_tx, now, &failed), failed)
             s_consumer_gone(self, (int)i, "cannot reach it");
@@ -814,7 +818,7 @@ static void s_timers(loader_coordinator_t *self, int64_t now)
             if (st->state[seq] != S_ISSUED || now <= st->deadline[seq]) continue;
             int w = st->worker[seq];
             if (!st->sent[seq] && w >= 0 && self->workers[w].live) {
-                s_worker_lost(self, w, "task past its deadline");
+                s_worker_lost(self, w, "task past its deadline", true);
             } else {
                 nf_log_warn("stream %u batch %u sent but not acked in time: re-issued", st->id, seq);
                 s_queue_seq(self, st, seq);

@@ -45,7 +45,8 @@ typedef struct {
     int worker_timeout_ms;          // silence before a worker is dead; 0 = 5000
     int task_timeout_ms;            // issue -> TaskDone; 0 = 60000
     int ack_timeout_ms;             // TaskDone -> Ack; 0 = 60000
-    int consumer_timeout_ms;        // silence before a consumer is gone; 0 = 60000
+    int consumer_timeout_ms;        // silence before a consumer is gone; 0 = 600000 (a
+                                    // trainer may be busy for long between calls)
     int stop_fd;                    // readable = stop (signalfd, pipe); -1 = none
     void *zmq_ctx;                  // NULL = own context
 } loader_coordinator_config_t;

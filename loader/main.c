@@ -202,7 +202,7 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
                    "  --worker-timeout-ms MS   worker silence before its tasks move (default 5000)\n"
                    "  --task-timeout-ms MS     task deadline (default 60000)\n"
                    "  --ack-timeout-ms MS      delivered-but-unacked deadline (default 60000)\n"
-                   "  --consumer-timeout-ms MS consumer silence before its streams drop (default 60000)\n"
+                   "  --consumer-timeout-ms MS consumer silence before its streams drop (default 600000)\n"
                    "  --spawn-workers N   also start N local workers (run: default one per core)\n"
                    "  --slots N           tasks per spawned worker (default 2)\n",
                    cmd, s_data_help);
