@@ -285,6 +285,29 @@ static void s_worker_lost(loader_coordinator_t *self, int w, const char *why, bo
     self->stats.workers_lost++;
 }
 
+// Answers a peer with the dataset's root, vocabulary and split sizes.
+static int s_send_dataset_info(loader_coordinator_t *self, const nf_wire_peer_t *peer)
+{
+    const loader_dataset_t *ds = self->cfg.dataset;
+    uint32_t nc = loader_dataset_n_classes(ds), n_train, n_valid;
+    loader_dataset_split(ds, LOADER_TRAIN, &n_train);
+    loader_dataset_split(ds, LOADER_VALID, &n_valid);
+    char **classes = nf_xmalloc((nc + 1) * sizeof *classes);
+    for (uint32_t c = 0; c < nc; c++) classes[c] = (char *)loader_dataset_class_name(ds, c);
+    Nf__DatasetInfo info = NF__DATASET_INFO__INIT;
+    info.n_classes = nc;
+    info.classes = classes;
+    info.n_train = n_train;
+    info.n_valid = n_valid;
+    info.root = (char *)loader_dataset_root(ds);
+    Nf__Envelope env = NF__ENVELOPE__INIT;
+    env.body_case = NF__ENVELOPE__BODY_DATASET_INFO;
+    env.dataset_info = &info;
+    int rc = s_send(self, peer, &env);
+    free(classes);
+    return rc;
+}
+
 static void s_on_hello(loader_coordinator_t *self, const nf_wire_msg_t *m, int64_t now)
 {
     const Nf__WorkerHello *h = m->env->worker_hello;
@@ -317,26 +340,8 @@ static void s_on_hello(loader_coordinator_t *self, const nf_wire_msg_t *m, int64
     wk->slots = h->slots;
     wk->last_rx = now;
     nf_log_info("worker %s joined (%u slots)", wk->id, wk->slots);
-
-    const loader_dataset_t *ds = self->cfg.dataset;
-    uint32_t n_train, n_valid;
-    loader_dataset_split(ds, LOADER_TRAIN, &n_train);
-    loader_dataset_split(ds, LOADER_VALID, &n_valid);
-    uint32_t nc = loader_dataset_n_classes(ds);
-    char **classes = nf_xmalloc((nc + 1) * sizeof *classes);
-    for (uint32_t c = 0; c < nc; c++) classes[c] = (char *)loader_dataset_class_name(ds, c);
-    Nf__DatasetInfo info = NF__DATASET_INFO__INIT;
-    info.n_classes = nc;
-    info.classes = classes;
-    info.n_train = n_train;
-    info.n_valid = n_valid;
-    info.root = (char *)loader_dataset_root(ds);
-    Nf__Envelope env = NF__ENVELOPE__INIT;
-    env.body_case = NF__ENVELOPE__BODY_DATASET_INFO;
-    env.dataset_info = &info;
-    if (s_send(self, &m->peer, &env) != 0) s_worker_lost(self, w, "cannot reach it", true);
+    if (s_send_dataset_info(self, &m->peer) != 0) s_worker_lost(self, w, "cannot reach it", true);
     else wk->last_tx = now;
-    free(classes);
 }
 
 static void s_count_bad(loader_coordinator_t *self, s_stream_t *st, const Nf__TaskDone *d)
@@ -402,7 +407,10 @@ static void s_on_task_done(loader_coordinator_t *self, const nf_wire_msg_t *m, i
 static int s_add_consumer(loader_coordinator_t *self, const nf_wire_peer_t *peer, int64_t now)
 {
     int c = s_find_consumer(self, peer);
-    if (c >= 0) return c;
+    if (c >= 0) {
+        self->consumers[c].last_rx = now;
+        return c;
+    }
     for (uint32_t i = 0; i < self->n_consumers; i++)
         if (!self->consumers[i].live) {
             c = (int)i;
@@ -594,27 +602,10 @@ static void s_on_consumer_msg(loader_coordinator_t *self, const nf_wire_msg_t *m
         return;
     }
     case NF__ENVELOPE__BODY_ACK: s_on_ack(self, c, env->ack, now); return;
-    case NF__ENVELOPE__BODY_DATASET_INFO_REQUEST: {
-        const loader_dataset_t *ds = self->cfg.dataset;
-        uint32_t nc = loader_dataset_n_classes(ds), n_train, n_valid;
-        loader_dataset_split(ds, LOADER_TRAIN, &n_train);
-        loader_dataset_split(ds, LOADER_VALID, &n_valid);
-        char **classes = nf_xmalloc((nc + 1) * sizeof *classes);
-        for (uint32_t k = 0; k < nc; k++) classes[k] = (char *)loader_dataset_class_name(ds, k);
-        Nf__DatasetInfo info = NF__DATASET_INFO__INIT;
-        info.n_classes = nc;
-        info.classes = classes;
-        info.n_train = n_train;
-        info.n_valid = n_valid;
-        info.root = (char *)loader_dataset_root(ds);
-        Nf__Envelope out = NF__ENVELOPE__INIT;
-        out.body_case = NF__ENVELOPE__BODY_DATASET_INFO;
-        out.dataset_info = &info;
-        if (s_send(self, &m->peer, &out) != 0) s_consumer_gone(self, c, "cannot reach it");
+    case NF__ENVELOPE__BODY_DATASET_INFO_REQUEST:
+        if (s_send_dataset_info(self, &m->peer) != 0) s_consumer_gone(self, c, "cannot reach it");
         else self->consumers[c].last_tx = now;
-        free(classes);
         return;
-    }
     case NF__ENVELOPE__BODY_CONTROL: s_consumer_gone(self, c, "it left"); return;
     default: return;
     }
@@ -776,19 +767,21 @@ static void s_dispatch(loader_coordinator_t *self, int64_t now)
 // ---------------------------------------------------------------------------
 // timers
 
-static void s_heartbeat(loader_coordinator_t *self, const nf_wire_peer_t *peer, int64_t *last_tx,
-                        int64_t now, bool *failed)
+// Sends a heartbeat when nothing went to the peer for a heartbeat interval.
+// Returns -1 when the peer cannot be reached.
+static int s_heartbeat(loader_coordinator_t *self, const nf_wire_peer_t *peer, int64_t *last_tx,
+                       int64_t now)
 {
-    *failed = false;
-    if (now - *last_tx < s_ms(self->cfg.heartbeat_ms, 1000)) return;
+    if (now - *last_tx < s_ms(self->cfg.heartbeat_ms, 1000)) return 0;
     Nf__Heartbeat hb = NF__HEARTBEAT__INIT;
     hb.wall_ms = nf_wall_ms();
     hb.sender = "coordinator";
     Nf__Envelope env = NF__ENVELOPE__INIT;
     env.body_case = NF__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
-    if (s_send(self, peer, &env) != 0) *failed = true;
-    else *last_tx = now;
+    if (s_send(self, peer, &env) != 0) return -1;
+    *last_tx = now;
+    return 0;
 }
 
 static void s_timers(loader_coordinator_t *self, int64_t now)
@@ -797,18 +790,16 @@ static void s_timers(loader_coordinator_t *self, int64_t now)
     for (uint32_t i = 0; i < self->n_workers; i++) {
         s_worker_t *wk = &self->workers[i];
         if (!wk->live) continue;
-        bool failed;
         if (now - wk->last_rx > worker_timeout) s_worker_lost(self, (int)i, "no heartbeat", true);
-        else if (s_heartbeat(self, &wk->peer, &wk->last_tx, now, &failed), failed)
+        else if (s_heartbeat(self, &wk->peer, &wk->last_tx, now) != 0)
             s_worker_lost(self, (int)i, "cannot reach it", true);
     }
     for (uint32_t i = 0; i < self->n_consumers; i++) {
         s_consumer_t *c = &self->consumers[i];
         if (!c->live) continue;
-        bool failed;
         if (now - c->last_rx > s_ms(self->cfg.consumer_timeout_ms, 600000))
             s_consumer_gone(self, (int)i, "no heartbeat");
-        else if (s_heartbeat(self, &c->peer, &c->last_tx, now, &failed), failed)
+        else if (s_heartbeat(self, &c->peer, &c->last_tx, now) != 0)
             s_consumer_gone(self, (int)i, "cannot reach it");
     }
     for (uint32_t i = 0; i < self->n_streams; i++) {
