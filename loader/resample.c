@@ -78,7 +78,8 @@ static inline uint8_t s_clip8(int32_t v)
 typedef struct {
     s_coeffs_t h, v;
     int kpairs;       // horizontal taps padded to pairs (an upper bound for the layout)
-    int32_t *wsimd;   // (out_w / 2, kpairs, 2, 8) weights of the SIMD pass
+    int32_t *wsimd;   // (out_w / 2, kpairs, 2, 8) weights of the SIMD row pass
+    uint8_t *block;   // (in_w, 32) the SIMD row-block pass's transposed rows
     double *tmp;      // (max ksize)
     uint8_t *rows;    // (n_rows, out_w, 3) horizontal pass output
     int32_t *acc;     // (out_w * 3) vertical accumulators
@@ -104,6 +105,7 @@ static void s_layout(const loader_resample_params_t *p, uint8_t *base, s_layout_
     S_TAKE(l->v.bounds, int32_t, 2 * (size_t)p->out_h);
     S_TAKE(l->v.k, int32_t, (size_t)p->out_h * l->v.ksize);
     S_TAKE(l->wsimd, int32_t, ((size_t)p->out_w / 2 + 1) * l->kpairs * 16);
+    S_TAKE(l->block, uint8_t, (size_t)p->in_w * 32);
     S_TAKE(l->tmp, double, kmax);
     S_TAKE(l->rows, uint8_t, (size_t)p->in_h * p->out_w * 3);
     S_TAKE(l->acc, int32_t, (size_t)p->out_w * 3);
@@ -170,7 +172,9 @@ static void s_simd_setup(const s_layout_t *l, int in_w, int out_w, loader_hpass_
             }
         }
     }
-    *hp = (loader_hpass_t){.simd_w = simd_w, .kpairs = kp, .bounds = l->h.bounds, .w = l->wsimd};
+    *hp = (loader_hpass_t){.simd_w = simd_w, .kpairs = kp, .bounds = l->h.bounds, .w = l->wsimd,
+                           .out_w = out_w, .in_w = in_w, .ksize = ks, .k = l->h.k,
+                           .scratch = l->block};
 }
 
 // One output row, vertical: acc[i] = sum_k rows[ymin+k][i] * w_k over all
@@ -215,13 +219,18 @@ void loader_resample_rgb(const loader_resample_params_t *p, const uint8_t *in, s
         s_coeffs(p->in_w, p->box[0], p->box[2], out_w, &l.h, l.tmp);
         uint8_t *dst = need_v ? l.rows : out;
         loader_hrow_fn simd = p->scalar ? NULL : loader_resample_simd_hrow();
+        loader_hblock_fn block = simd ? loader_resample_simd_hblock() : NULL;
         loader_hpass_t hp;
         int done = 0;
         if (simd) {
             s_simd_setup(&l, (int)p->in_w, out_w, &hp);
             done = hp.simd_w;
         }
-        for (int y = y_first; y < y_last; y++) {
+        int y = y_first;
+        for (; block && y + 8 <= y_last; y += 8)
+            block(&hp, in + (size_t)y * in_stride, in_stride, dst + (size_t)(y - y_first) * width,
+                  width);
+        for (; y < y_last; y++) {
             const uint8_t *row = in + (size_t)y * in_stride;
             uint8_t *o = dst + (size_t)(y - y_first) * width;
             if (done) simd(&hp, row, o);

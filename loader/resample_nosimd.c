@@ -7,3 +7,4 @@
 #include <stddef.h>
 
 loader_hrow_fn loader_resample_simd_hrow(void) { return NULL; }
+loader_hblock_fn loader_resample_simd_hblock(void) { return NULL; }

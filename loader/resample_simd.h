@@ -11,6 +11,7 @@
 #ifndef LOADER_RESAMPLE_SIMD_H
 #define LOADER_RESAMPLE_SIMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -21,6 +22,10 @@ typedef struct {
     // then the lo halves as two 256-bit rows: 4 x (w[2p+1] << 16 | w[2p]) of
     // the first output, then 4 x the same of the second
     const int32_t *w;
+    // for the row-block kernel: every output, plain 22-bit weights
+    int out_w, in_w, ksize;
+    const int32_t *k;         // (out_w, ksize)
+    uint8_t *scratch;         // (in_w, 32) bytes: 8 rows of each source column
 } loader_hpass_t;
 
 // One source row -> outputs [0, simd_w) of one output row (RGB). Reads at most
@@ -28,7 +33,15 @@ typedef struct {
 // The weights need no particular alignment.
 typedef void (*loader_hrow_fn)(const loader_hpass_t *h, const uint8_t *in_row, uint8_t *out_row);
 
-// The best kernel this CPU runs, or NULL (then resample.c stays scalar).
+// Eight source rows (in_stride bytes apart) -> all outputs of eight output rows
+// (out_stride apart). The rows are transposed into scratch so that each output
+// is a weighted sum of whole 24-byte columns (8 rows x RGB), like the vertical
+// pass: the per-output work is shared by 8 rows. Reads exactly the row bytes.
+typedef void (*loader_hblock_fn)(const loader_hpass_t *h, const uint8_t *in, size_t in_stride,
+                                 uint8_t *out, size_t out_stride);
+
+// The best kernels this CPU runs, or NULL (then resample.c stays scalar).
 loader_hrow_fn loader_resample_simd_hrow(void);
+loader_hblock_fn loader_resample_simd_hblock(void);
 
 #endif
