@@ -35,7 +35,8 @@ void h_coord_start(h_coord_t *h, const char *name, const char *root,
     NF_CHECK(h->ds != NULL, "dataset %s: %s", root, err);
     NF_CHECK(pipe(h->stop_pipe) == 0, "pipe");
     loader_coordinator_config_t c = cfg ? *cfg : (loader_coordinator_config_t){0};
-    snprintf(h->endpoint, sizeof h->endpoint, "ipc://%s/%s.ipc", t_tmpdir(), name);
+    if (strncmp(name, "tcp", 3) == 0) snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:*");
+    else snprintf(h->endpoint, sizeof h->endpoint, "ipc://%s/%s.ipc", t_tmpdir(), name);
     c.bind = h->endpoint;
     c.dataset = h->ds;
     c.stop_fd = h->stop_pipe[0];
@@ -46,6 +47,7 @@ void h_coord_start(h_coord_t *h, const char *name, const char *root,
     if (!c.seed) c.seed = 42;
     h->co = loader_coordinator_new(&c);
     NF_CHECK(h->co != NULL, "coordinator on %s", h->endpoint);
+    snprintf(h->endpoint, sizeof h->endpoint, "%s", loader_coordinator_endpoint(h->co));
     NF_CHECK(pthread_create(&h->thread, NULL, s_coord_main, h) == 0, "pthread_create");
 }
 

@@ -25,7 +25,8 @@ typedef struct {
     char endpoint[256];
 } h_coord_t;
 
-// Starts a coordinator on ipc://<tmpdir>/<name>.ipc over the dataset at root
+// Starts a coordinator on ipc://<tmpdir>/<name>.ipc (or on tcp://127.0.0.1 with
+// an ephemeral port when name starts with "tcp") over the dataset at root
 // (folder split). cfg may override timeouts etc.; bind, dataset and stop_fd are
 // set here. Short heartbeats (100 ms) unless cfg sets them.
 void h_coord_start(h_coord_t *h, const char *name, const char *root,

@@ -10,9 +10,9 @@
  *   3. Bad files: train batches keep their exact size (spares), no bad file in
  *      a batch; a valid epoch drops each bad file once, counted by reason;
  *      --strict-jpeg also drops the truncated and corrupt files.
- *   4. Two streams at once from one slow consumer with 2 credits each: both
- *      complete exactly once and the coordinator never had more than 2
- *      batches of a stream un-acked.
+ *   4. Two streams at once from one slow consumer with 2 credits each, over
+ *      tcp:// (ephemeral ports): both complete exactly once and the
+ *      coordinator never had more than 2 batches of a stream un-acked.
  */
 #include "fsutil.h"
 #include "harness.h"
@@ -28,7 +28,8 @@
 static loader_consumer_t *s_consumer(const char *coord, const char *name)
 {
     char sink[512];
-    snprintf(sink, sizeof sink, "ipc://%s/%s.ipc", t_tmpdir(), name);
+    if (strncmp(name, "tcp", 3) == 0) snprintf(sink, sizeof sink, "tcp://127.0.0.1:*");
+    else snprintf(sink, sizeof sink, "ipc://%s/%s.ipc", t_tmpdir(), name);
     loader_consumer_config_t cc = {.coordinator = coord, .sink = sink, .heartbeat_ms = 100,
                                    .timeout_ms = 20000};
     loader_consumer_t *con = loader_consumer_new(&cc);
@@ -216,9 +217,10 @@ static void test_two_streams_slow_consumer(void)
 {
     const char *root = h_make_dataset("two", 3, 20, 12, false, false);
     h_coord_t h;
-    h_coord_start(&h, "two", root, NULL);
+    h_coord_start(&h, "tcp-two", root, NULL);
+    T_CHECK(strncmp(h.endpoint, "tcp://127.0.0.1:", 16) == 0, "tcp endpoint %s", h.endpoint);
     pid_t w[2] = {h_worker(h.endpoint), h_worker(h.endpoint)};
-    loader_consumer_t *con = s_consumer(h.endpoint, "two-sink");
+    loader_consumer_t *con = s_consumer(h.endpoint, "tcp-two-sink");
     uint32_t n_items = loader_dataset_n_items(h.ds);
     loader_stream_request_t tr = {.stream = 10, .split = LOADER_TRAIN, .batch_size = 4,
                                   .presize = 24, .shuffle = true, .drop_last = true,

@@ -4,6 +4,8 @@
  *      index still arrives exactly once, the dead worker's tasks are re-issued.
  *   2. SIGSTOP a worker (stuck, silent) mid-epoch, SIGCONT it later: its tasks
  *      move on, its late batches are dropped as duplicates, exactly once.
+ *   2b. SIGTERM a worker mid-epoch: it says it leaves and its unfinished tasks
+ *      move on at once (the worker timeout is set far beyond the test).
  *   3. Malformed and hostile messages to every socket: the coordinator's
  *      ROUTER, the consumer's sink, a worker's DEALER (from a fake
  *      coordinator) and a consumer's DEALER (from a fake coordinator): each is
@@ -57,7 +59,8 @@ typedef struct {
     pid_t *workers;
     const char *endpoint;
     // 0: freeze worker 0 at batch 4 (so it surely holds tasks), SIGKILL it at 8,
-    //    add a worker at 12; 1: SIGSTOP worker 0 at batch 8, SIGCONT it at 20
+    //    add a worker at 12; 1: SIGSTOP worker 0 at batch 8, SIGCONT it at 20;
+    // 2: SIGTERM worker 0 at batch 8 (a clean leave)
     int mode;
     uint32_t killed_at;
 } s_fault_t;
@@ -79,36 +82,50 @@ static void s_fault(uint32_t batches, void *arg)
         f->killed_at = batches;
     } else if (f->mode == 1 && batches == 20) {
         T_CHECK(kill(f->workers[0], SIGCONT) == 0, "SIGCONT");
+    } else if (f->mode == 2 && batches == 8) {
+        h_worker_stop(f->workers[0]);
+        f->workers[0] = -1;
+        f->killed_at = batches;
     }
 }
 
 static void test_dead_and_stuck_workers(int mode)
 {
+    static const char *names[] = {"killed worker", "stuck worker", "leaving worker"};
+    static const char *eps[] = {"kill", "stuck", "leave"};
     h_coord_t h;
-    h_coord_start(&h, mode ? "stuck" : "kill", s_root,
-                  &(loader_coordinator_config_t){.worker_timeout_ms = 600});
+    // a leaving worker must not need any timeout: make them longer than the test
+    loader_coordinator_config_t cc = {.worker_timeout_ms = 600};
+    if (mode == 2) cc.worker_timeout_ms = cc.task_timeout_ms = cc.ack_timeout_ms = 600000;
+    h_coord_start(&h, eps[mode], s_root, &cc);
     pid_t w[4] = {h_worker(h.endpoint), h_worker(h.endpoint), h_worker(h.endpoint), -1};
-    loader_consumer_t *con = s_consumer(h.endpoint, mode ? "stuck-sink" : "kill-sink");
+    char sink_name[32];
+    snprintf(sink_name, sizeof sink_name, "%s-sink", eps[mode]);
+    loader_consumer_t *con = s_consumer(h.endpoint, sink_name);
     s_fault_t f = {.workers = w, .endpoint = h.endpoint, .mode = mode};
     // more credits than worker slots: every worker always holds tasks
     loader_stream_request_t r = {.stream = 1, .split = LOADER_VALID, .batch_size = 8,
                                  .presize = 48, .credits = 16, .ordered = mode == 1};
     h_epoch_t e;
+    double t0 = nf_now_s();
     h_consume(con, &r, loader_dataset_n_items(h.ds), &e, s_fault, &f);
+    double secs = nf_now_s() - t0;
     T_CHECK(f.killed_at == 8, "the fault happened mid-epoch (of %u batches)", e.n_batches);
     T_CHECK(e.ok && e.batches == e.n_batches, "%s: epoch complete: %u of %u batches",
-            mode ? "stuck worker" : "killed worker", e.batches, e.n_batches);
+            names[mode], e.batches, e.n_batches);
     s_check_once(&e, h.ds, LOADER_VALID);
-    fprintf(stderr, "%s: %u duplicates dropped, %u re-issued\n", mode ? "stuck" : "killed",
-            e.stats.duplicates, e.stats.reissued);
+    if (mode == 2) T_CHECK(secs < 10, "a clean leave is not waited for (%.1f s)", secs);
+    fprintf(stderr, "%s: %u duplicates dropped, %u re-issued, %.2f s\n", names[mode],
+            e.stats.duplicates, e.stats.reissued, secs);
     h_epoch_free(&e);
     loader_consumer_destroy(&con);
     if (mode == 1) kill(w[0], SIGCONT);
     for (int i = 0; i < 4; i++) h_worker_stop(w[i]);
     loader_coordinator_stats_t st;
     h_coord_stop(&h, &st);
-    T_CHECK(st.workers_lost >= 1 && st.tasks_reissued >= 1, "lost %llu workers, re-issued %llu tasks",
-            (unsigned long long)st.workers_lost, (unsigned long long)st.tasks_reissued);
+    T_CHECK(st.workers_lost >= 1 && (mode == 2 || st.tasks_reissued >= 1),
+            "lost %llu workers, re-issued %llu tasks", (unsigned long long)st.workers_lost,
+            (unsigned long long)st.tasks_reissued);
     if (mode == 0) T_CHECK(st.workers_joined == 4, "a worker joined mid-epoch (%llu joined)",
                            (unsigned long long)st.workers_joined);
 }
@@ -617,6 +634,7 @@ int main(void)
     s_root = h_make_dataset("rel", 4, 30, 60, false, false);
     test_dead_and_stuck_workers(0);
     test_dead_and_stuck_workers(1);
+    test_dead_and_stuck_workers(2);
     test_hostile_coordinator_and_sink();
     test_hostile_coordinator_to_worker();
     test_hostile_coordinator_to_consumer();
