@@ -51,6 +51,7 @@ struct loader_consumer_t {
     bool have_info;
     char **classes;
     uint32_t n_classes, n_items;
+    uint64_t max_batch_bytes;
     s_stream_t *streams;
     uint32_t n_streams;
 };
@@ -113,6 +114,7 @@ loader_consumer_t *loader_consumer_new(const loader_consumer_config_t *cfg)
         self->own_ctx = true;
     }
     uint64_t max_bytes = cfg->max_batch_bytes ? cfg->max_batch_bytes : (uint64_t)1 << 30;
+    self->max_batch_bytes = max_bytes;
     nf_zmq_socket_config_t pc = {.type = ZMQ_PULL, .rcvhwm = 64, .maxmsgsize = (int64_t)max_bytes};
     nf_zmq_socket_config_t dc = {.type = ZMQ_DEALER, .sndhwm = 1000, .rcvhwm = 1000};
     self->pull = nf_zmq_socket_new(self->ctx, &pc);
@@ -414,6 +416,14 @@ int loader_consumer_start(loader_consumer_t *self, const loader_stream_request_t
                           loader_epoch_plan_t *plan, int timeout_ms)
 {
     int64_t end = nf_now_ms() + timeout_ms;
+    uint64_t batch_bytes = (uint64_t)req->batch_size * req->presize * req->presize * 3;
+    if (req->batch_size == 0 || req->presize == 0 || batch_bytes > self->max_batch_bytes) {
+        nf_log_error("consumer: a batch of %u x %u px (%llu bytes) is over this consumer's limit "
+                     "of %llu bytes (max_batch_bytes)", req->batch_size, req->presize,
+                     (unsigned long long)batch_bytes, (unsigned long long)self->max_batch_bytes);
+        errno = EINVAL;
+        return -1;
+    }
     uint32_t nc;
     const char *const *names;
     if (loader_consumer_classes(self, &nc, &names, timeout_ms) != 0) return -1;

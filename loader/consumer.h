@@ -95,7 +95,9 @@ int loader_consumer_classes(loader_consumer_t *self, uint32_t *n_classes,
                             const char *const **names, int timeout_ms);
 
 // Starts one epoch of a stream (replacing the stream's previous epoch) and
-// waits for its plan. Returns 0, or -1 (errno EINVAL: rejected; ETIMEDOUT; EPIPE).
+// waits for its plan. Returns 0, or -1 (errno EINVAL: a batch would be over
+// max_batch_bytes; ETIMEDOUT: no plan (the coordinator also times out requests
+// it rejects); EPIPE: coordinator lost or stopped).
 int loader_consumer_start(loader_consumer_t *self, const loader_stream_request_t *req,
                           loader_epoch_plan_t *plan, int timeout_ms);
 

@@ -21,6 +21,7 @@
 #include "testlib.h"
 #include "timeutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,12 @@ static void test_two_streams_slow_consumer(void)
     loader_stream_request_t va = {.stream = 11, .split = LOADER_VALID, .batch_size = 4,
                                   .presize = 24, .credits = 2};
     loader_epoch_plan_t pt, pv;
+    loader_stream_request_t huge = tr;
+    huge.batch_size = 65536;
+    huge.presize = 4096;
+    errno = 0;
+    T_CHECK(loader_consumer_start(con, &huge, &pt, 1000) == -1 && errno == EINVAL,
+            "a batch over the consumer's limit is refused up front");
     T_CHECK(loader_consumer_start(con, &tr, &pt, 10000) == 0, "train stream");
     T_CHECK(loader_consumer_start(con, &va, &pv, 10000) == 0, "valid stream");
     uint16_t *seen = nf_xcalloc(n_items, sizeof *seen);
