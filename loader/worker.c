@@ -306,8 +306,7 @@ static void *s_sink(loader_worker_t *self, const char *endpoint)
         self->n_sinks--;
     }
     nf_zmq_socket_config_t sc = {.type = ZMQ_PUSH, .sndhwm = 4, .immediate = true,
-                                 .linger_ms = 2000,
-                                 .sndtimeo_ms = s_ms(self->cfg.send_timeout_ms, 30000)};
+                                 .linger_ms = 2000};
     void *sock = nf_zmq_socket_new(self->ctx, &sc);
     if (!sock) return NULL;
     if (nf_zmq_connect(sock, endpoint) != 0) {
@@ -318,6 +317,40 @@ static void *s_sink(loader_worker_t *self, const char *endpoint)
     self->sinks[self->n_sinks].sock = sock;
     self->n_sinks++;
     return sock;
+}
+
+// Sends a batch to a sink without blocking the coordinator link: while the
+// sink cannot take it (its HWM is full, or the connection is not up yet) the
+// worker keeps servicing heartbeats, for up to send_timeout_ms. The payload
+// frame is shared (zmq_msg_copy), not copied, between attempts. Returns 0, or
+// -1 (errno: EAGAIN when the sink never took it, ECANCELED when stopping).
+static int s_push(loader_worker_t *self, const char *endpoint, Nf__Envelope *env,
+                  zmq_msg_t *payload)
+{
+    void *sock = s_sink(self, endpoint);
+    if (!sock) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    int64_t end = nf_now_ms() + s_ms(self->cfg.send_timeout_ms, 30000);
+    for (;;) {
+        zmq_msg_t attempt;
+        NF_ZMQ_CHECK(zmq_msg_init(&attempt));
+        NF_ZMQ_CHECK(zmq_msg_copy(&attempt, payload));
+        if (nf_wire_send(sock, NULL, self->job, env, &attempt, ZMQ_DONTWAIT) == 0) return 0;
+        if (errno != EAGAIN) return -1;
+        if (self->stopping) {
+            errno = ECANCELED;
+            return -1;
+        }
+        if (nf_now_ms() > end) {
+            errno = EAGAIN;
+            return -1;
+        }
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLOUT};
+        if (zmq_poll(&it, 1, 20) < 0 && zmq_errno() != EINTR) return -1;
+        if (s_service(self, 0) != 0) return -1;
+    }
 }
 
 typedef struct {
@@ -449,11 +482,10 @@ static int s_run_task(loader_worker_t *self, const Nf__BatchTask *t)
         Nf__Envelope env = NF__ENVELOPE__INIT;
         env.body_case = NF__ENVELOPE__BODY_RAW_BATCH;
         env.raw_batch = &b;
-        void *sink = s_sink(self, t->sink);
-        if (!sink || nf_wire_send(sink, NULL, self->job, &env, &payload, 0) != 0) {
+        if (s_push(self, t->sink, &env, &payload) != 0) {
             self->stats.batches_unsent++;
             nf_log_error("worker %s: batch %u of stream %u not delivered to %s: %s", self->id,
-                         t->seq, t->stream, t->sink, sink ? zmq_strerror(errno) : "no socket");
+                         t->seq, t->stream, t->sink, zmq_strerror(errno));
         } else {
             Nf__TaskDone d = NF__TASK_DONE__INIT;
             d.task_id = t->task_id;

@@ -34,7 +34,8 @@ typedef struct {
     uint32_t slots;            // tasks held at once; 0 = 2
     int heartbeat_ms;          // 0 = 1000
     int timeout_ms;            // coordinator silence before reconnecting; 0 = 5000
-    int send_timeout_ms;       // a sink that does not take a batch; 0 = 30000
+    int send_timeout_ms;       // how long a sink may refuse a batch (heartbeats go on
+                               // meanwhile) before it counts as unsent; 0 = 30000
     const char *job;           // NULL = adopt the coordinator's
     const char *worker_id;     // NULL = host:pid
     int stop_fd;               // readable = stop; -1 = none
