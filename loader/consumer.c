@@ -282,7 +282,8 @@ static void s_on_control(loader_consumer_t *self, const Nf__Envelope *env)
         const Nf__EpochPlan *p = env->epoch_plan;
         s_stream_t *st = s_stream(self, p->stream);
         if (!st || st->phase != S_WAIT_PLAN || p->epoch != st->req.epoch ||
-            p->batch_size != st->req.batch_size || p->n_batches > p->n_samples) {
+            p->batch_size != st->req.batch_size || p->n_batches > p->n_samples ||
+            p->n_samples > self->n_items) {  // bounds what we allocate for the epoch
             nf_wire_stats_drop(&self->st_ctl, NF_WIRE_DROP_FIELD);
             return;
         }
