@@ -25,9 +25,10 @@ typedef struct {
     uint8_t *px;  // (h, w, 3), row-major, owned by the image
 } nf_image_t;
 
-// Glyph cell of the built-in font at scale 1: 5x7 glyphs in a 6x9 cell.
+// Glyph cell of the built-in font at scale 1: 5x7 glyphs (plus a descender
+// row) in a 6x10 cell.
 #define NF_FONT_ADVANCE 6
-#define NF_FONT_LINE 9
+#define NF_FONT_LINE 10
 
 // A w x h canvas filled with `bg`. Aborts on a non-positive or absurd size
 // (an internal error: callers compute sizes) or out of memory.
