@@ -31,9 +31,16 @@
 #include <stdint.h>
 #include <string.h>
 
+// Every helper is inlined into the per-pixel loop (CPU) or kernel (CUDA).
+#ifdef __CUDACC__
+#define AUGMENT_PX __host__ __device__ __forceinline__
+#else
+#define AUGMENT_PX static inline __attribute__((always_inline))
+#endif
+
 // Reflection padding then clipping, for align_corners=True over n samples
 // (PyTorch's reflect_coordinates + clip_coordinates).
-NF_HD static inline float augment_px_reflect(float x, int n)
+AUGMENT_PX float augment_px_reflect(float x, int n)
 {
     float span = (float)(n - 1);
     if (x >= 0.0f && x <= span) return x;
@@ -42,7 +49,7 @@ NF_HD static inline float augment_px_reflect(float x, int n)
     float extra = fmodf(x, span);
     int flips = (int)floorf(x / span);
     x = (flips & 1) ? span - extra : extra;
-    return fminf(fmaxf(x, 0.0f), span);
+    return x < 0.0f ? 0.0f : x > span ? span : x;
 }
 
 // Bilinear setup: top-left tap, right/bottom tap (clamped; its weight is 0
@@ -52,7 +59,7 @@ typedef struct {
     float fx, fy;
 } augment_px_taps_t;
 
-NF_HD static inline augment_px_taps_t augment_px_taps(float ix, float iy, int h, int w)
+AUGMENT_PX augment_px_taps_t augment_px_taps(float ix, float iy, int h, int w)
 {
     augment_px_taps_t t;
     float flx = floorf(ix), fly = floorf(iy);
@@ -66,7 +73,7 @@ NF_HD static inline augment_px_taps_t augment_px_taps(float ix, float iy, int h,
 }
 
 // Adds w * pixel (y, x) of an (h, w, 3) u8 image, in 0..255 units.
-NF_HD static inline void augment_px_add_u8(const uint8_t *img, int w_img, int y, int x, float w,
+AUGMENT_PX void augment_px_add_u8(const uint8_t *img, int w_img, int y, int x, float w,
                                            float acc[3])
 {
     const uint8_t *p = img + ((size_t)y * (size_t)w_img + (size_t)x) * 3;
@@ -77,7 +84,7 @@ NF_HD static inline void augment_px_add_u8(const uint8_t *img, int w_img, int y,
 
 // Adaptive-average-pool window of output index o (n_in -> n_out):
 // [floor(o * n_in / n_out), ceil((o + 1) * n_in / n_out)).
-NF_HD static inline void augment_px_window(int o, int n_in, int n_out, int *lo, int *hi)
+AUGMENT_PX void augment_px_window(int o, int n_in, int n_out, int *lo, int *hi)
 {
     *lo = (o * n_in) / n_out;
     *hi = ((o + 1) * n_in + n_out - 1) / n_out;
@@ -85,7 +92,7 @@ NF_HD static inline void augment_px_window(int o, int n_in, int n_out, int *lo, 
 
 // Pixel (y, x) of what stage A samples: the source, or (reference mode with
 // no crop stage) its area pre-shrink to s_h x s_w. (3) floats, 0..255 units.
-NF_HD static inline void augment_px_src_tap(const augment_batch_params_t *bp, const uint8_t *src,
+AUGMENT_PX void augment_px_src_tap(const augment_batch_params_t *bp, const uint8_t *src,
                                             int y, int x, float rgb[3])
 {
     rgb[0] = rgb[1] = rgb[2] = 0.0f;
@@ -107,7 +114,7 @@ NF_HD static inline void augment_px_src_tap(const augment_batch_params_t *bp, co
 // Maps an A-grid position (ax, ay) (pixels of the a_h x a_w grid, possibly
 // fractional) through the image's affine matrix and perspective warp to
 // normalized source coordinates (u, v) in [-1, 1] (outside = reflected).
-NF_HD static inline void augment_px_map(const augment_batch_params_t *bp,
+AUGMENT_PX void augment_px_map(const augment_batch_params_t *bp,
                                         const augment_image_params_t *ip, float ax, float ay,
                                         float *u_out, float *v_out)
 {
@@ -118,9 +125,9 @@ NF_HD static inline void augment_px_map(const augment_batch_params_t *bp,
     float v = m[3] * xo + m[4] * yo + m[5];
     if (bp->warp_on) {
         const float *c = ip->warp;
-        float den = c[6] * u + c[7] * v + 1.0f;
-        float uw = (c[0] * u + c[1] * v + c[2]) / den;
-        float vw = (c[3] * u + c[4] * v + c[5]) / den;
+        float rden = 1.0f / (c[6] * u + c[7] * v + 1.0f);
+        float uw = (c[0] * u + c[1] * v + c[2]) * rden;
+        float vw = (c[3] * u + c[4] * v + c[5]) * rden;
         u = uw;
         v = vw;
     }
@@ -130,7 +137,7 @@ NF_HD static inline void augment_px_map(const augment_batch_params_t *bp,
 
 // Stage A at A-grid position (ax, ay): map, unnormalize onto the sampled
 // image (s_h x s_w), reflect, bilinear.
-NF_HD static inline void augment_px_sample_a(const augment_batch_params_t *bp,
+AUGMENT_PX void augment_px_sample_a(const augment_batch_params_t *bp,
                                              const augment_image_params_t *ip, const uint8_t *src,
                                              float ax, float ay, float rgb[3])
 {
@@ -163,7 +170,7 @@ NF_HD static inline void augment_px_sample_a(const augment_batch_params_t *bp,
 
 // Stage A at the integer A-grid pixel (ay, ax) (reference mode). Validation
 // with a crop stage maps the identity onto the same grid: a plain copy.
-NF_HD static inline void augment_px_a_pixel(const augment_batch_params_t *bp,
+AUGMENT_PX void augment_px_a_pixel(const augment_batch_params_t *bp,
                                             const augment_image_params_t *ip, const uint8_t *src,
                                             int ay, int ax, float rgb[3])
 {
@@ -177,7 +184,7 @@ NF_HD static inline void augment_px_a_pixel(const augment_batch_params_t *bp,
 
 // Pixel (y, x) of the batch's crop of stage A, or of its area pre-shrink to
 // cs_h x cs_w (reference mode).
-NF_HD static inline void augment_px_crop_tap(const augment_batch_params_t *bp,
+AUGMENT_PX void augment_px_crop_tap(const augment_batch_params_t *bp,
                                              const augment_image_params_t *ip, const uint8_t *src,
                                              int y, int x, float rgb[3])
 {
@@ -204,7 +211,7 @@ NF_HD static inline void augment_px_crop_tap(const augment_batch_params_t *bp,
 }
 
 // The resampled value of output pixel (r, c), 0..255 units.
-NF_HD static inline void augment_px_geometry(const augment_batch_params_t *bp,
+AUGMENT_PX void augment_px_geometry(const augment_batch_params_t *bp,
                                              const augment_image_params_t *ip, const uint8_t *src,
                                              int r, int c, float rgb[3])
 {
@@ -263,9 +270,9 @@ NF_HD static inline void augment_px_geometry(const augment_batch_params_t *bp,
 // fastai's lighting on x in [0, 1]: sigmoid(c * (logit(x) + logit(b))) with
 // x clamped to [1e-7, 1 - 1e-7], computed as 1 / (1 + q^-c) with
 // q = x / (1 - x) * b / (1 - b) (one log and one exp; none when c == 1).
-NF_HD static inline float augment_px_lighting(float x, float bright_odds, float contrast)
+AUGMENT_PX float augment_px_lighting(float x, float bright_odds, float contrast)
 {
-    x = fminf(fmaxf(x, 1e-7f), 1.0f - 1e-7f);
+    x = x < 1e-7f ? 1e-7f : x > 1.0f - 1e-7f ? 1.0f - 1e-7f : x;
     float q = x / (1.0f - x) * bright_odds;
     if (contrast == 1.0f) return q / (1.0f + q);
     return 1.0f / (1.0f + expf(-contrast * logf(q)));
@@ -273,7 +280,7 @@ NF_HD static inline float augment_px_lighting(float x, float bright_odds, float 
 
 // Output pixel (r, c) of one image before Mixup: geometry, /255, lighting,
 // Normalize. (3) floats.
-NF_HD static inline void augment_px_value(const augment_batch_params_t *bp,
+AUGMENT_PX void augment_px_value(const augment_batch_params_t *bp,
                                           const augment_image_params_t *ip, const uint8_t *src,
                                           int r, int c, float out[3])
 {
@@ -287,13 +294,13 @@ NF_HD static inline void augment_px_value(const augment_batch_params_t *bp,
 }
 
 // fastai MixUp: torch.lerp(partner, x, lambda).
-NF_HD static inline float augment_px_mix(float x, float partner, float lambda)
+AUGMENT_PX float augment_px_mix(float x, float partner, float lambda)
 {
     return partner + lambda * (x - partner);
 }
 
 // float -> bfloat16, round to nearest even (NaN stays NaN).
-NF_HD static inline uint16_t augment_px_bf16(float f)
+AUGMENT_PX uint16_t augment_px_bf16(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -302,7 +309,7 @@ NF_HD static inline uint16_t augment_px_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-NF_HD static inline float augment_px_from_bf16(uint16_t h)
+AUGMENT_PX float augment_px_from_bf16(uint16_t h)
 {
     uint32_t u = (uint32_t)h << 16;
     float f;
