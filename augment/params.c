@@ -431,6 +431,22 @@ void augment_params_build(const augment_config_t *cfg, const augment_raw_t *raw,
             img[i].ss = augment_supersample_factor(fmax(sx, sy) / (double)img[i].zoom);
     }
 
+    bp->a_step_x = 2.0f / (float)(bp->a_w - 1);
+    bp->a_step_y = 2.0f / (float)(bp->a_h - 1);
+    bp->s_half_w = 0.5f * (float)(bp->s_w - 1);
+    bp->s_half_h = 0.5f * (float)(bp->s_h - 1);
+    bp->o_step_x = 2.0f / (float)(bp->out_w - 1);
+    bp->o_step_y = 2.0f / (float)(bp->out_h - 1);
+    bp->cs_half_w = 0.5f * (float)(bp->cs_w - 1);
+    bp->cs_half_h = 0.5f * (float)(bp->cs_h - 1);
+    bp->f_scale_x = bp->f_scale_y = 1.0f;
+    if (bp->crop_on) {
+        bp->f_scale_x = (float)(bp->crop_w - 1) / (float)(bp->out_w - 1);
+        bp->f_scale_y = (float)(bp->crop_h - 1) / (float)(bp->out_h - 1);
+        bp->f_off_x = (float)bp->crop_x0;
+        bp->f_off_y = (float)bp->crop_y0;
+    }
+
     bp->light_on = random && cfg->max_lighting != 0.0f;
     bp->norm_on = cfg->normalize;
     for (int c = 0; c < 3; c++) {

@@ -146,6 +146,13 @@ typedef struct {
     int32_t crop_x0, crop_y0, crop_w, crop_h;  // box in A-grid pixels
     int32_t crop_shrink;     // reference: area pre-shrink of the crop ...
     int32_t cs_h, cs_w;      // ... to this size (= crop size when off)
+    // per-batch constants of the per-pixel maps (computed once on the host)
+    float a_step_x, a_step_y;    // 2 / (a_w - 1): A-grid pixel -> normalized
+    float s_half_w, s_half_h;    // (s_w - 1) / 2: normalized -> sampled-image pixel
+    float o_step_x, o_step_y;    // 2 / (out_w - 1): output pixel -> normalized
+    float cs_half_w, cs_half_h;  // (cs_w - 1) / 2: normalized -> (shrunk) crop pixel
+    float f_scale_x, f_scale_y;  // fused: output pixel -> A-grid pixel scale ...
+    float f_off_x, f_off_y;      // ... and offset (the crop box; 1 and 0 without)
     // pixel stage
     int32_t light_on;        // train/TTA with max_lighting != 0
     int32_t norm_on;

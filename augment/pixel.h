@@ -111,6 +111,18 @@ AUGMENT_PX void augment_px_src_tap(const augment_batch_params_t *bp, const uint8
     rgb[2] *= inv;
 }
 
+// Adds w * augment_px_src_tap(y, x) (skipped when w is 0).
+AUGMENT_PX void augment_px_add_src_tap(const augment_batch_params_t *bp, const uint8_t *src, int y,
+                                       int x, float w, float rgb[3])
+{
+    if (w == 0.0f) return;
+    float tap[3];
+    augment_px_src_tap(bp, src, y, x, tap);
+    rgb[0] += w * tap[0];
+    rgb[1] += w * tap[1];
+    rgb[2] += w * tap[2];
+}
+
 // Maps an A-grid position (ax, ay) (pixels of the a_h x a_w grid, possibly
 // fractional) through the image's affine matrix and perspective warp to
 // normalized source coordinates (u, v) in [-1, 1] (outside = reflected).
@@ -118,8 +130,8 @@ AUGMENT_PX void augment_px_map(const augment_batch_params_t *bp,
                                         const augment_image_params_t *ip, float ax, float ay,
                                         float *u_out, float *v_out)
 {
-    float xo = ax * (2.0f / (float)(bp->a_w - 1)) - 1.0f;
-    float yo = ay * (2.0f / (float)(bp->a_h - 1)) - 1.0f;
+    float xo = ax * bp->a_step_x - 1.0f;
+    float yo = ay * bp->a_step_y - 1.0f;
     const float *m = ip->mat;
     float u = m[0] * xo + m[1] * yo + m[2];
     float v = m[3] * xo + m[4] * yo + m[5];
@@ -143,8 +155,8 @@ AUGMENT_PX void augment_px_sample_a(const augment_batch_params_t *bp,
 {
     float u, v;
     augment_px_map(bp, ip, ax, ay, &u, &v);
-    float ix = augment_px_reflect((u + 1.0f) * 0.5f * (float)(bp->s_w - 1), bp->s_w);
-    float iy = augment_px_reflect((v + 1.0f) * 0.5f * (float)(bp->s_h - 1), bp->s_h);
+    float ix = augment_px_reflect((u + 1.0f) * bp->s_half_w, bp->s_w);
+    float iy = augment_px_reflect((v + 1.0f) * bp->s_half_h, bp->s_h);
     augment_px_taps_t t = augment_px_taps(ix, iy, bp->s_h, bp->s_w);
     float w00 = (1.0f - t.fx) * (1.0f - t.fy), w01 = t.fx * (1.0f - t.fy);
     float w10 = (1.0f - t.fx) * t.fy, w11 = t.fx * t.fy;
@@ -156,16 +168,10 @@ AUGMENT_PX void augment_px_sample_a(const augment_batch_params_t *bp,
         augment_px_add_u8(src, bp->src_w, t.y1, t.x1, w11, rgb);
         return;
     }
-    float tap[3];
-    const int ty[4] = {t.y0, t.y0, t.y1, t.y1}, tx[4] = {t.x0, t.x1, t.x0, t.x1};
-    const float tw[4] = {w00, w01, w10, w11};
-    for (int k = 0; k < 4; k++) {
-        if (tw[k] == 0.0f) continue;
-        augment_px_src_tap(bp, src, ty[k], tx[k], tap);
-        rgb[0] += tw[k] * tap[0];
-        rgb[1] += tw[k] * tap[1];
-        rgb[2] += tw[k] * tap[2];
-    }
+    augment_px_add_src_tap(bp, src, t.y0, t.x0, w00, rgb);
+    augment_px_add_src_tap(bp, src, t.y0, t.x1, w01, rgb);
+    augment_px_add_src_tap(bp, src, t.y1, t.x0, w10, rgb);
+    augment_px_add_src_tap(bp, src, t.y1, t.x1, w11, rgb);
 }
 
 // Stage A at the integer A-grid pixel (ay, ax) (reference mode). Validation
@@ -210,6 +216,19 @@ AUGMENT_PX void augment_px_crop_tap(const augment_batch_params_t *bp,
     rgb[2] *= inv;
 }
 
+// Adds w * augment_px_crop_tap(y, x) (skipped when w is 0).
+AUGMENT_PX void augment_px_add_crop_tap(const augment_batch_params_t *bp,
+                                        const augment_image_params_t *ip, const uint8_t *src,
+                                        int y, int x, float w, float rgb[3])
+{
+    if (w == 0.0f) return;
+    float tap[3];
+    augment_px_crop_tap(bp, ip, src, y, x, tap);
+    rgb[0] += w * tap[0];
+    rgb[1] += w * tap[1];
+    rgb[2] += w * tap[2];
+}
+
 // The resampled value of output pixel (r, c), 0..255 units.
 AUGMENT_PX void augment_px_geometry(const augment_batch_params_t *bp,
                                              const augment_image_params_t *ip, const uint8_t *src,
@@ -217,13 +236,7 @@ AUGMENT_PX void augment_px_geometry(const augment_batch_params_t *bp,
 {
     if (bp->resample == AUGMENT_RESAMPLE_FUSED) {
         // output -> A grid: through the crop box when there is a crop stage
-        float sx = 1.0f, sy = 1.0f, ox = 0.0f, oy = 0.0f;
-        if (bp->crop_on) {
-            sx = (float)(bp->crop_w - 1) / (float)(bp->out_w - 1);
-            sy = (float)(bp->crop_h - 1) / (float)(bp->out_h - 1);
-            ox = (float)bp->crop_x0;
-            oy = (float)bp->crop_y0;
-        }
+        const float sx = bp->f_scale_x, sy = bp->f_scale_y, ox = bp->f_off_x, oy = bp->f_off_y;
         int k = ip->ss;
         float step = 1.0f / (float)k, first = 0.5f * step - 0.5f, s[3];
         rgb[0] = rgb[1] = rgb[2] = 0.0f;
@@ -248,23 +261,16 @@ AUGMENT_PX void augment_px_geometry(const augment_batch_params_t *bp,
         return;
     }
     // reference stage B: identity grid over the (shrunk) crop, bilinear over its pixels
-    float xo = (float)c * (2.0f / (float)(bp->out_w - 1)) - 1.0f;
-    float yo = (float)r * (2.0f / (float)(bp->out_h - 1)) - 1.0f;
-    float ix = augment_px_reflect((xo + 1.0f) * 0.5f * (float)(bp->cs_w - 1), bp->cs_w);
-    float iy = augment_px_reflect((yo + 1.0f) * 0.5f * (float)(bp->cs_h - 1), bp->cs_h);
+    float xo = (float)c * bp->o_step_x - 1.0f;
+    float yo = (float)r * bp->o_step_y - 1.0f;
+    float ix = augment_px_reflect((xo + 1.0f) * bp->cs_half_w, bp->cs_w);
+    float iy = augment_px_reflect((yo + 1.0f) * bp->cs_half_h, bp->cs_h);
     augment_px_taps_t t = augment_px_taps(ix, iy, bp->cs_h, bp->cs_w);
-    const int ty[4] = {t.y0, t.y0, t.y1, t.y1}, tx[4] = {t.x0, t.x1, t.x0, t.x1};
-    const float tw[4] = {(1.0f - t.fx) * (1.0f - t.fy), t.fx * (1.0f - t.fy),
-                         (1.0f - t.fx) * t.fy, t.fx * t.fy};
-    float tap[3];
     rgb[0] = rgb[1] = rgb[2] = 0.0f;
-    for (int k = 0; k < 4; k++) {
-        if (tw[k] == 0.0f) continue;
-        augment_px_crop_tap(bp, ip, src, ty[k], tx[k], tap);
-        rgb[0] += tw[k] * tap[0];
-        rgb[1] += tw[k] * tap[1];
-        rgb[2] += tw[k] * tap[2];
-    }
+    augment_px_add_crop_tap(bp, ip, src, t.y0, t.x0, (1.0f - t.fx) * (1.0f - t.fy), rgb);
+    augment_px_add_crop_tap(bp, ip, src, t.y0, t.x1, t.fx * (1.0f - t.fy), rgb);
+    augment_px_add_crop_tap(bp, ip, src, t.y1, t.x0, (1.0f - t.fx) * t.fy, rgb);
+    augment_px_add_crop_tap(bp, ip, src, t.y1, t.x1, t.fx * t.fy, rgb);
 }
 
 // fastai's lighting on x in [0, 1]: sigmoid(c * (logit(x) + logit(b))) with
