@@ -5,10 +5,11 @@
  * (transform.cu), one download, one stream synchronisation.
  */
 #include "augment_cuda.h"
-#include "cuda_check.h"
+#include "cuda_check.h"  // kernels/: CUDA_CHECK
 #include "transform.h"
 
 #include <cuda_runtime.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern "C" {
@@ -27,6 +28,7 @@ struct augment_cuda_t {
     augment_image_params_t *h_img; // (max_batch) pinned staging
     void *d_out;                   // (max_batch, size, size, 3) f32 or bf16
     float last_ms;
+    bool debug_sync;               // NF_CUDA_DEBUG_SYNC=1: check the kernel right after launch
 };
 
 extern "C" int augment_cuda_device_count(void)
@@ -54,17 +56,19 @@ extern "C" augment_cuda_t *augment_cuda_new(const augment_config_t *cfg)
     self->src_bytes_max = (size_t)cfg->max_batch * (size_t)cfg->presize * (size_t)cfg->presize * 3;
     self->out_bytes_max = (size_t)cfg->max_batch * (size_t)cfg->size * (size_t)cfg->size * 3 *
                           sizeof(float);
-    AUGMENT_CUDA_CHECK(cudaSetDevice(self->device));
-    AUGMENT_CUDA_CHECK(cudaStreamCreateWithFlags(&self->stream, cudaStreamNonBlocking));
-    AUGMENT_CUDA_CHECK(cudaEventCreate(&self->ev_start));
-    AUGMENT_CUDA_CHECK(cudaEventCreate(&self->ev_stop));
-    AUGMENT_CUDA_CHECK(cudaMalloc((void **)&self->d_src, self->src_bytes_max));
-    AUGMENT_CUDA_CHECK(cudaMalloc((void **)&self->d_img,
+    CUDA_CHECK(cudaSetDevice(self->device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&self->stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreate(&self->ev_start));
+    CUDA_CHECK(cudaEventCreate(&self->ev_stop));
+    CUDA_CHECK(cudaMalloc((void **)&self->d_src, self->src_bytes_max));
+    CUDA_CHECK(cudaMalloc((void **)&self->d_img,
                                   (size_t)cfg->max_batch * sizeof(augment_image_params_t)));
-    AUGMENT_CUDA_CHECK(cudaMallocHost((void **)&self->h_img,
+    CUDA_CHECK(cudaMallocHost((void **)&self->h_img,
                                       (size_t)cfg->max_batch * sizeof(augment_image_params_t)));
-    AUGMENT_CUDA_CHECK(cudaMalloc(&self->d_out, self->out_bytes_max));
+    CUDA_CHECK(cudaMalloc(&self->d_out, self->out_bytes_max));
     self->last_ms = -1.0f;
+    const char *sync = getenv("NF_CUDA_DEBUG_SYNC");
+    self->debug_sync = sync && sync[0] == '1';
     return self;
 }
 
@@ -72,15 +76,15 @@ extern "C" void augment_cuda_destroy(augment_cuda_t **self_p)
 {
     if (!self_p || !*self_p) return;
     augment_cuda_t *self = *self_p;
-    AUGMENT_CUDA_CHECK(cudaSetDevice(self->device));
-    AUGMENT_CUDA_CHECK(cudaStreamSynchronize(self->stream));
-    AUGMENT_CUDA_CHECK(cudaFree(self->d_out));
-    AUGMENT_CUDA_CHECK(cudaFreeHost(self->h_img));
-    AUGMENT_CUDA_CHECK(cudaFree(self->d_img));
-    AUGMENT_CUDA_CHECK(cudaFree(self->d_src));
-    AUGMENT_CUDA_CHECK(cudaEventDestroy(self->ev_stop));
-    AUGMENT_CUDA_CHECK(cudaEventDestroy(self->ev_start));
-    AUGMENT_CUDA_CHECK(cudaStreamDestroy(self->stream));
+    CUDA_CHECK(cudaSetDevice(self->device));
+    CUDA_CHECK(cudaStreamSynchronize(self->stream));
+    CUDA_CHECK(cudaFree(self->d_out));
+    CUDA_CHECK(cudaFreeHost(self->h_img));
+    CUDA_CHECK(cudaFree(self->d_img));
+    CUDA_CHECK(cudaFree(self->d_src));
+    CUDA_CHECK(cudaEventDestroy(self->ev_stop));
+    CUDA_CHECK(cudaEventDestroy(self->ev_start));
+    CUDA_CHECK(cudaStreamDestroy(self->stream));
     free(self);
     *self_p = NULL;
 }
@@ -96,11 +100,11 @@ extern "C" void augment_cuda_run(augment_cuda_t *self, const augment_batch_param
     NF_CHECK(n >= 1 && n <= self->max_batch && src_bytes <= self->src_bytes_max &&
                  out_bytes <= self->out_bytes_max,
              "batch of %d (%zu in, %zu out bytes) exceeds the buffers", n, src_bytes, out_bytes);
-    AUGMENT_CUDA_CHECK(cudaSetDevice(self->device));
+    CUDA_CHECK(cudaSetDevice(self->device));
     memcpy(self->h_img, img, (size_t)n * sizeof *img);
-    AUGMENT_CUDA_CHECK(cudaMemcpyAsync(self->d_img, self->h_img, (size_t)n * sizeof *img,
+    CUDA_CHECK(cudaMemcpyAsync(self->d_img, self->h_img, (size_t)n * sizeof *img,
                                        cudaMemcpyHostToDevice, self->stream));
-    AUGMENT_CUDA_CHECK(cudaMemcpyAsync(self->d_src, src, src_bytes, cudaMemcpyHostToDevice,
+    CUDA_CHECK(cudaMemcpyAsync(self->d_src, src, src_bytes, cudaMemcpyHostToDevice,
                                        self->stream));
     augment_transform_args_t a;
     memset(&a, 0, sizeof a);
@@ -109,13 +113,14 @@ extern "C" void augment_cuda_run(augment_cuda_t *self, const augment_batch_param
     a.src = self->d_src;
     a.out = self->d_out;
     a.dtype = dtype;
-    AUGMENT_CUDA_CHECK(cudaEventRecord(self->ev_start, self->stream));
+    CUDA_CHECK(cudaEventRecord(self->ev_start, self->stream));
     augment_transform_cuda(&a, self->stream);
-    AUGMENT_CUDA_CHECK(cudaEventRecord(self->ev_stop, self->stream));
-    AUGMENT_CUDA_CHECK(cudaMemcpyAsync(out, self->d_out, out_bytes, cudaMemcpyDeviceToHost,
+    if (self->debug_sync) CUDA_CHECK(cudaStreamSynchronize(self->stream));
+    CUDA_CHECK(cudaEventRecord(self->ev_stop, self->stream));
+    CUDA_CHECK(cudaMemcpyAsync(out, self->d_out, out_bytes, cudaMemcpyDeviceToHost,
                                        self->stream));
-    AUGMENT_CUDA_CHECK(cudaStreamSynchronize(self->stream));
-    AUGMENT_CUDA_CHECK(cudaEventElapsedTime(&self->last_ms, self->ev_start, self->ev_stop));
+    CUDA_CHECK(cudaStreamSynchronize(self->stream));
+    CUDA_CHECK(cudaEventElapsedTime(&self->last_ms, self->ev_start, self->ev_stop));
 }
 
 extern "C" double augment_cuda_last_kernel_ms(const augment_cuda_t *self)

@@ -5,12 +5,11 @@
  * thread, so no workspace and no second pass), store as f32 or bf16 NHWC.
  * The per-pixel math is pixel.h, shared with the CPU implementation.
  */
-#include "cuda_check.h"
+#include "cuda_check.h"  // kernels/: CUDA_CHECK
 #include "pixel.h"
 #include "transform.h"
 
 #include <cuda_runtime.h>
-#include <stdlib.h>
 
 static __global__ void s_transform_kernel(augment_batch_params_t bp,
                                           const augment_image_params_t *__restrict__ img,
@@ -51,7 +50,5 @@ extern "C" void augment_transform_cuda(const augment_transform_args_t *a, cudaSt
     const int hw = bp->out_h * bp->out_w, threads = 256;
     dim3 grid((unsigned)((hw + threads - 1) / threads), (unsigned)bp->n);
     s_transform_kernel<<<grid, threads, 0, stream>>>(*bp, a->img, a->src, a->out, (int)a->dtype);
-    AUGMENT_CUDA_CHECK(cudaGetLastError());
-    const char *sync = getenv("AUGMENT_CUDA_SYNC");
-    if (sync && sync[0] == '1') AUGMENT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    CUDA_CHECK(cudaGetLastError());
 }

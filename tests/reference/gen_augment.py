@@ -29,7 +29,9 @@ crop box is set instead of drawn):
                         permutation with CrossEntropyLossFlat and
                         LabelSmoothingCrossEntropyFlat (for the kernels library's op).
 
-Every image tensor is stored NHWC float32 (uint8 for the source).
+Each file is a netteflow fixture (tests/kernels/fixture.h): inputs "in.<name>",
+expected results "out.<name>" (float32, crop/pre-shrink sizes included), metadata
+magic/version/generator. Every image tensor is NHWC (uint8 for the source).
 """
 import argparse
 import math
@@ -67,6 +69,17 @@ CONTRAST = [1.2, 1.0, 0.85, 1.0]
 CROPS = {"crop24": ((2, 3, 36, 36), 24), "crop16": ((1, 2, 38, 38), 16),
          "crop16r": ((4, 9, 34, 26), 16)}
 MIX_LAM_RAW = [0.3, 0.8, 0.55, 0.1]
+
+
+def save(out_dir, name, ins, outs, meta):
+    """A netteflow fixture (tests/kernels/fixture.h): inputs as "in.<name>",
+    expected results as "out.<name>" (float32), magic/version/generator metadata."""
+    tensors = {"in." + k: np.ascontiguousarray(v) for k, v in ins.items()}
+    tensors.update({"out." + k: np.ascontiguousarray(np.asarray(v, dtype=np.float32))
+                    for k, v in outs.items()})
+    m = dict(meta, magic="netteflow-fixture", version="1",
+             generator="tests/reference/gen_augment.py " + name)
+    save_file(tensors, os.path.join(out_dir, name + ".safetensors"), metadata=m)
 
 
 def nhwc(x):
@@ -166,8 +179,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
-    meta = {"generator": "tests/reference/gen_augment.py", "fastai": fastai.__version__,
-            "torch": torch.__version__}
+    meta = {"fastai": fastai.__version__, "torch": torch.__version__}
 
     src, paths = load_images(args.data)
     meta["images"] = ";".join(paths)
@@ -175,15 +187,16 @@ def main():
     x = IntToFloatTensor()(x8)
 
     # --- affine stage ---------------------------------------------------------
-    aff = {"src": src, "flip": np.float32(FLIP), "rotate": np.float32(ROT),
-           "zoom": np.float32(ZOOM), "zoom_cx": np.float32(ZCX), "zoom_cy": np.float32(ZCY),
-           "warp_a": np.float32(WARP_X), "warp_b": np.float32(WARP_Y)}
+    aff_in = {"src": src, "flip": np.float32(FLIP), "rotate": np.float32(ROT),
+              "zoom": np.float32(ZOOM), "zoom_cx": np.float32(ZCX), "zoom_cy": np.float32(ZCY),
+              "warp_a": np.float32(WARP_X), "warp_b": np.float32(WARP_Y)}
+    aff = {}
     t = merged_affine(None)
     y = t(x, split_idx=0)
     warp = t.coord_fs[0]
     aff["mat"] = t.mat.numpy().astype(np.float32)
     aff["warp_coeffs"] = A.find_coeffs(warp.orig_pts, warp.targ_pts)[..., 0].numpy().astype(np.float32)
-    aff["out_affine"] = nhwc(y)
+    aff["affine"] = nhwc(y)
     affine_out = y
     # min_scale == 1: the affine transform resamples straight to the size
     # (nocrop16z: a zoom of 1.6 about the centre keeps the batch's grid within
@@ -196,21 +209,21 @@ def main():
         t = merged_affine(size, zoom=zoom, rot=rot, warp=use_warp, zcx=zc[0], zcy=zc[1])
         with ShrinkRecorder() as rec:
             out = t(x, split_idx=0)
-        aff["out_" + name] = nhwc(out)
-        sh = rec.sizes[0] if rec.sizes else (0, 0)
-        aff["shrink_" + name] = np.int32(sh)
-    save_file(aff, os.path.join(args.out, "affine.safetensors"), metadata=meta)
+        aff[name] = nhwc(out)
+        aff["shrink_" + name] = rec.sizes[0] if rec.sizes else (0, 0)
+    save(args.out, "affine", aff_in, aff, meta)
 
     # --- crop, lighting, Normalize, valid, stats, MixUp -----------------------
-    pipe = {"src": src, "bright": np.float32(BRIGHT), "contrast": np.float32(CONTRAST),
-            "mean": np.float32(imagenet_stats[0]), "std": np.float32(imagenet_stats[1])}
+    pipe_in = {"src": src, "bright": np.float32(BRIGHT), "contrast": np.float32(CONTRAST),
+               "mean": np.float32(imagenet_stats[0]), "std": np.float32(imagenet_stats[1])}
+    pipe = {}
     norm = Normalize.from_stats(*imagenet_stats, cuda=False)
     for name, (box, size) in CROPS.items():
         with ShrinkRecorder() as rec:
             out = FixedCrop(size, box)(affine_out, split_idx=0)
-        pipe["box_" + name] = np.int32(box)
-        pipe["out_" + name] = nhwc(out)
-        pipe["shrink_" + name] = np.int32(rec.sizes[0] if rec.sizes else (0, 0))
+        pipe_in["box_" + name] = np.int32(box)
+        pipe[name] = nhwc(out)
+        pipe["shrink_" + name] = rec.sizes[0] if rec.sizes else (0, 0)
         if name == "crop16r":
             continue
         lit = lighting(out.clone())
@@ -223,25 +236,26 @@ def main():
             stats.std = lit.std((0, 2, 3), keepdim=True) + 1e-7
             pipe["stats_mean"] = stats.mean.flatten().numpy().astype(np.float32)
             pipe["stats_std"] = stats.std.flatten().numpy().astype(np.float32)
-    save_file(pipe, os.path.join(args.out, "pipeline.safetensors"), metadata=meta)
+    save(args.out, "pipeline", pipe_in, pipe, meta)
 
     # --- validation and MixUp -------------------------------------------------
-    valid = {"src": src, "mean": pipe["mean"], "std": pipe["std"]}
+    valid_in = {"src": src, "mean": pipe_in["mean"], "std": pipe_in["std"]}
+    valid = {}
     # validation: identity affine (still resampled), full-image crop, no lighting
     for size in (16, 24):
         v = merged_affine(None)(x, split_idx=1)
         with ShrinkRecorder() as rec:
             v = FixedCrop(size, None)(v, split_idx=1)
         valid["valid%d" % size] = nhwc(norm(v))
-        valid["shrink_valid%d" % size] = np.int32(rec.sizes[0] if rec.sizes else (0, 0))
+        valid["shrink_valid%d" % size] = rec.sizes[0] if rec.sizes else (0, 0)
     # MixUp on the normalized validation batch at 24
     xb = torch.from_numpy(valid["valid24"]).permute(0, 3, 1, 2).contiguous()
     yb = torch.arange(N)
     mix, mixed = mixup(xb, yb, MIX_LAM_RAW, seed=3)
-    valid["mix_lambda"] = mix.lam.numpy().astype(np.float32)
-    valid["mix_perm"] = mix.yb1[0].numpy().astype(np.int32)  # labels are arange: yb1 = permutation
-    valid["mix_out"] = nhwc(mixed)
-    save_file(valid, os.path.join(args.out, "valid.safetensors"), metadata=meta)
+    valid_in["mix_lambda"] = mix.lam.numpy().astype(np.float32)
+    valid_in["mix_perm"] = mix.yb1[0].numpy().astype(np.int32)  # labels are arange: yb1 = perm
+    valid["mix"] = nhwc(mixed)
+    save(args.out, "valid", valid_in, valid, meta)
 
     # --- pre-shrink sizes at the chapter's presize ----------------------------
     sizes = [128, 160, 192, 224, 256]
@@ -253,8 +267,8 @@ def main():
             with ShrinkRecorder() as rec:
                 A._grid_sample(torch.zeros(1, 1, side, side), coords, align_corners=True)
             table[i, k] = rec.sizes[0] if rec.sizes else (0, 0)
-    save_file({"sizes": np.int32(sizes), "sides": np.int32(sides), "shrink": table},
-              os.path.join(args.out, "sizes.safetensors"), metadata=meta)
+    save(args.out, "sizes", {"sizes": np.int32(sizes), "sides": np.int32(sides)},
+         {"shrink": table}, meta)
 
     # --- MixUp loss --------------------------------------------------------------
     g = torch.Generator().manual_seed(7)
@@ -262,15 +276,16 @@ def main():
     logits = torch.randn(bs, c, generator=g) * 2
     y = torch.randint(0, c, (bs,), generator=g)
     lam_raw = torch.rand(bs, generator=g).tolist()
-    loss = {"logits": logits.numpy(), "labels": y.numpy().astype(np.int32)}
+    loss_in = {"logits": logits.numpy(), "labels": y.numpy().astype(np.int32)}
+    loss = {}
     for name, lf in [("ce", CrossEntropyLossFlat()), ("ls", LabelSmoothingCrossEntropyFlat())]:
         mix, _ = mixup(torch.zeros(bs, 1), y, lam_raw, seed=11)
         mix.old_lf = lf
         out = mix.lf(logits, y)
-        loss["loss_" + name] = np.float32([out.item()])
-        loss["lambda"] = mix.lam.numpy().astype(np.float32)
-        loss["partner_labels"] = mix.yb1[0].numpy().astype(np.int32)
-    save_file(loss, os.path.join(args.out, "mixup_loss.safetensors"), metadata=meta)
+        loss["loss_" + name] = [out.item()]
+        loss_in["lambda"] = mix.lam.numpy().astype(np.float32)
+        loss_in["partner_labels"] = mix.yb1[0].numpy().astype(np.int32)
+    save(args.out, "mixup_loss", loss_in, loss, meta)
 
     for f in sorted(os.listdir(args.out)):
         print("%-26s %7d bytes" % (f, os.path.getsize(os.path.join(args.out, f))))
