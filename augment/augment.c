@@ -12,6 +12,7 @@
 #include "transform.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,9 @@ struct augment_t {
     augment_config_t cfg;
     augment_batch_params_t bp;    // last batch
     augment_image_params_t *img;  // (max_batch) last batch
-    float *ws;                    // CPU Mixup workspace (augment_transform_workspace_bytes)
+    void *ws;                     // CPU workspace (augment_transform_workspace_bytes)
+    size_t ws_bytes;
+    int threads;                  // CPU threads (cfg.threads, or OpenMP's default)
     augment_cuda_t *cuda;         // CUDA backend, or NULL on CPU
     uint64_t bad_batches;
 };
@@ -41,9 +44,12 @@ augment_t *augment_new(const augment_config_t *cfg)
             return NULL;
         }
     } else {
-        size_t ws = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, cfg->max_batch,
-                                                      cfg->size, cfg->size, cfg->mixup_alpha > 0);
-        if (ws) self->ws = nf_xaligned(ws);
+        self->threads = cfg->threads > 0 ? cfg->threads : omp_get_max_threads();
+        augment_workspace_shape_t shape = {.max_n = cfg->max_batch, .presize = cfg->presize,
+                                           .size = cfg->size, .threads = self->threads,
+                                           .mixup = cfg->mixup_alpha > 0};
+        self->ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
+        self->ws = nf_xaligned(self->ws_bytes);
     }
     return self;
 }
@@ -86,7 +92,8 @@ int augment_batch(augment_t *self, augment_out_t *out, const augment_raw_t *raw)
                                       .out = out->pixels,
                                       .dtype = self->cfg.dtype,
                                       .ws = self->ws,
-                                      .threads = self->cfg.threads};
+                                      .ws_bytes = self->ws_bytes,
+                                      .threads = self->threads};
         augment_transform_cpu(&a);
     }
 
@@ -114,7 +121,8 @@ int augment_compute_stats(augment_t *self, const augment_raw_t *raw, float mean[
     self->cfg.mixup_alpha = 0.0f;
     self->cfg.dtype = AUGMENT_DTYPE_F32;
     augment_out_t out = {0};
-    out.pixels = nf_xmalloc(augment_out_bytes(self, raw->n > 0 ? raw->n : 1));
+    int n = raw->n < 1 ? 1 : raw->n > self->cfg.max_batch ? self->cfg.max_batch : raw->n;
+    out.pixels = nf_xmalloc(augment_out_bytes(self, n));  // a bad n is rejected by augment_batch
     int rc = augment_batch(self, &out, raw);
     self->cfg = saved;
     if (rc == 0) augment_stats_f32(out.pixels, (size_t)out.n * (size_t)out.h * (size_t)out.w, mean, std);

@@ -9,10 +9,15 @@
  * (pixel.h); neither allocates: the caller sizes buffers once with
  * augment_transform_workspace_bytes().
  *
- * CPU: pass 1 computes every output pixel of every image (parallel over
- * rows); with Mixup it writes f32 rows to the workspace and pass 2 mixes
- * them into the output. CUDA: one kernel per batch, one thread per output
- * pixel, which also evaluates the Mixup partner's pixel (no workspace).
+ * CPU: pass 1 computes every output pixel of every image, OpenMP over rows;
+ * with Mixup it writes f32 rows to the workspace and pass 2 mixes them into
+ * the output. The fused mode has its own row loop, vectorized over the
+ * output pixels of a row (OpenMP simd: gathers from a padded RGBX copy of
+ * the image, a branch-free reflection, polynomial log/exp for the
+ * lighting) and equal to pixel.h's function up to float rounding; the
+ * reference mode evaluates pixel.h per pixel. CUDA: one kernel per batch,
+ * one thread per output pixel, which also evaluates the Mixup partner's
+ * pixel (no workspace).
  */
 #ifndef NF_AUGMENT_TRANSFORM_H
 #define NF_AUGMENT_TRANSFORM_H
@@ -36,13 +41,21 @@ typedef struct {
     const uint8_t *src;                 // (n, src_h, src_w, 3)
     void *out;                          // (n, out_h, out_w, 3) f32 or bf16
     augment_dtype_t dtype;
-    float *ws;                          // CPU with Mixup: (n, out_h, out_w, 3); else unused
-    int threads;                        // CPU: OpenMP threads (0 = default); CUDA: unused
+    void *ws;                           // CPU: workspace of augment_transform_workspace_bytes()
+    size_t ws_bytes;                    //      for these shapes and threads; CUDA: unused
+    int threads;                        // CPU: OpenMP threads (>= 1, <= the workspace's)
 } augment_transform_args_t;
 
-// Workspace bytes for batches of up to max_n images of out_h x out_w.
-size_t augment_transform_workspace_bytes(augment_backend_t backend, int max_n, int out_h,
-                                         int out_w, bool mixup);
+// What a workspace is sized for: batches of up to max_n images of at most
+// presize x presize in and size x size out, Mixup or not, `threads` threads.
+typedef struct {
+    int max_n, presize, size, threads;
+    bool mixup;
+} augment_workspace_shape_t;
+
+// Workspace bytes (0 for CUDA, whose kernel needs none).
+size_t augment_transform_workspace_bytes(augment_backend_t backend,
+                                         const augment_workspace_shape_t *s);
 
 // CPU: all pointers host memory.
 void augment_transform_cpu(const augment_transform_args_t *a);

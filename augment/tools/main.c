@@ -26,6 +26,7 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,11 @@ static int s_fidelity(const s_opts_t *o)
     size_t elems = (size_t)q.n * q.cfg.size * q.cfg.size * 3;
     float *img[3];
     augment_image_params_t *ip = nf_xmalloc((size_t)q.n * sizeof *ip);
+    int threads = q.cfg.threads > 0 ? q.cfg.threads : omp_get_max_threads();
+    augment_workspace_shape_t shape = {.max_n = q.n, .presize = q.cfg.presize, .size = q.cfg.size,
+                                       .threads = threads};
+    size_t ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
+    void *ws = nf_xaligned(ws_bytes);
     for (int k = 0; k < 3; k++) {
         augment_config_t cfg = q.cfg;
         cfg.resample = k == 1 ? AUGMENT_RESAMPLE_REFERENCE : AUGMENT_RESAMPLE_FUSED;
@@ -346,7 +352,8 @@ static int s_fidelity(const s_opts_t *o)
             for (int i = 0; i < q.n; i++) ip[i].ss = 8;
         img[k] = nf_xmalloc(elems * sizeof(float));
         augment_transform_args_t a = {.batch = bp, .img = ip, .src = j.px, .out = img[k],
-                                      .dtype = AUGMENT_DTYPE_F32, .threads = q.cfg.threads};
+                                      .dtype = AUGMENT_DTYPE_F32, .ws = ws, .ws_bytes = ws_bytes,
+                                      .threads = threads};
         augment_transform_cpu(&a);
     }
     double psnr[2];
@@ -362,6 +369,7 @@ static int s_fidelity(const s_opts_t *o)
            "\"psnr_fused_db\": %.2f, \"psnr_reference_db\": %.2f}\n",
            q.cfg.size, q.cfg.presize, q.n, psnr[0], psnr[1]);
     for (int k = 0; k < 3; k++) free(img[k]);
+    free(ws);
     free(ip);
     rc = 0;
 done:

@@ -146,11 +146,13 @@ static float *s_run(const augment_config_t *cfg, augment_mode_t mode, const uint
     augment_params_build(cfg, &raw, crop, &bp, img);
     size_t elems = (size_t)N * cfg->size * cfg->size * 3;
     float *out = nf_xmalloc(elems * sizeof(float));
-    size_t ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, N, cfg->size,
-                                                        cfg->size, bp.mix_on != 0);
-    float *ws = ws_bytes ? nf_xmalloc(ws_bytes) : NULL;
+    augment_workspace_shape_t shape = {.max_n = N, .presize = P, .size = cfg->size,
+                                       .threads = cfg->threads, .mixup = bp.mix_on != 0};
+    size_t ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
+    void *ws = nf_xaligned(ws_bytes);
     augment_transform_args_t a = {.batch = bp, .img = img, .src = src, .out = out,
-                                  .dtype = AUGMENT_DTYPE_F32, .ws = ws, .threads = cfg->threads};
+                                  .dtype = AUGMENT_DTYPE_F32, .ws = ws, .ws_bytes = ws_bytes,
+                                  .threads = cfg->threads};
     augment_transform_cpu(&a);
     free(ws);
     if (bp_out) *bp_out = bp;
