@@ -47,7 +47,8 @@ augment_t *augment_new(const augment_config_t *cfg)
         self->threads = cfg->threads > 0 ? cfg->threads : omp_get_max_threads();
         augment_workspace_shape_t shape = {.max_n = cfg->max_batch, .presize = cfg->presize,
                                            .size = cfg->size, .threads = self->threads,
-                                           .mixup = cfg->mixup_alpha > 0};
+                                           .mixup = cfg->mixup_alpha > 0,
+                                           .resample = cfg->resample};
         self->ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
         self->ws = nf_xaligned(self->ws_bytes);
     }

@@ -9,15 +9,13 @@
  * (pixel.h); neither allocates: the caller sizes buffers once with
  * augment_transform_workspace_bytes().
  *
- * CPU: pass 1 computes every output pixel of every image, OpenMP over rows;
- * with Mixup it writes f32 rows to the workspace and pass 2 mixes them into
- * the output. The fused mode has its own row loop, vectorized over the
- * output pixels of a row (OpenMP simd: gathers from a padded RGBX copy of
- * the image, a branch-free reflection, polynomial log/exp for the
- * lighting) and equal to pixel.h's function up to float rounding; the
- * reference mode evaluates pixel.h per pixel. CUDA: one kernel per batch,
- * one thread per output pixel, which also evaluates the Mixup partner's
- * pixel (no workspace).
+ * CPU: pass 1 computes every output row of every image (OpenMP over images;
+ * the reference mode's intermediate images materialized once per image; row
+ * loops vectorized with OpenMP simd), equal to pixel.h's function up to
+ * float rounding; with Mixup it writes f32 rows to the workspace and pass 2
+ * mixes them into the output. CUDA: one kernel per batch, one thread per
+ * output pixel evaluating pixel.h (and the Mixup partner's pixel: no
+ * workspace, no second pass).
  */
 #ifndef NF_AUGMENT_TRANSFORM_H
 #define NF_AUGMENT_TRANSFORM_H
@@ -51,6 +49,7 @@ typedef struct {
 typedef struct {
     int max_n, presize, size, threads;
     bool mixup;
+    augment_resample_t resample;
 } augment_workspace_shape_t;
 
 // Workspace bytes (0 for CUDA, whose kernel needs none).

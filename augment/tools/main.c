@@ -338,7 +338,8 @@ static int s_fidelity(const s_opts_t *o)
     augment_image_params_t *ip = nf_xmalloc((size_t)q.n * sizeof *ip);
     int threads = q.cfg.threads > 0 ? q.cfg.threads : omp_get_max_threads();
     augment_workspace_shape_t shape = {.max_n = q.n, .presize = q.cfg.presize, .size = q.cfg.size,
-                                       .threads = threads};
+                                       .threads = threads,
+                                       .resample = AUGMENT_RESAMPLE_REFERENCE};  // the larger
     size_t ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
     void *ws = nf_xaligned(ws_bytes);
     for (int k = 0; k < 3; k++) {

@@ -147,7 +147,8 @@ static float *s_run(const augment_config_t *cfg, augment_mode_t mode, const uint
     size_t elems = (size_t)N * cfg->size * cfg->size * 3;
     float *out = nf_xmalloc(elems * sizeof(float));
     augment_workspace_shape_t shape = {.max_n = N, .presize = P, .size = cfg->size,
-                                       .threads = cfg->threads, .mixup = bp.mix_on != 0};
+                                       .threads = cfg->threads, .mixup = bp.mix_on != 0,
+                                       .resample = cfg->resample};
     size_t ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
     void *ws = nf_xaligned(ws_bytes);
     augment_transform_args_t a = {.batch = bp, .img = img, .src = src, .out = out,

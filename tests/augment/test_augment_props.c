@@ -14,8 +14,9 @@
  *     the carried labels, partner labels and weights are right;
  *   - bf16 output is the rounded f32 output;
  *   - fused and reference modes agree closely on smooth images;
- *   - the CPU fused path (vectorized rows) equals pixel.h's per-pixel
- *     function (what the CUDA kernel runs) on random draws;
+ *   - the CPU transform (vectorized rows, materialized reference stages)
+ *     equals pixel.h's per-pixel function (what the CUDA kernel runs) on
+ *     random draws, in both modes;
  *   - malformed raw batches and bad configs are rejected without a crash.
  */
 #include "augment.h"
@@ -190,7 +191,8 @@ static void test_identities(void)
     augment_batch_params_t bp;
     augment_params_build(&cfg, &raw, NULL, &bp, img);
     T_CHECK(bp.warp_on && !bp.a_identity, "the affine+warp resample runs");
-    augment_workspace_shape_t shape = {.max_n = n, .presize = P, .size = P, .threads = 2};
+    augment_workspace_shape_t shape = {.max_n = n, .presize = P, .size = P, .threads = 2,
+                                       .resample = AUGMENT_RESAMPLE_REFERENCE};
     size_t ws_bytes = augment_transform_workspace_bytes(AUGMENT_BACKEND_CPU, &shape);
     void *ws = nf_xaligned(ws_bytes);
     augment_transform_args_t a = {.batch = bp, .img = img, .src = px, .out = out,
@@ -480,10 +482,11 @@ static void test_modes_agree(void)
     free(px);
 }
 
-// The CPU fused path (vectorized row loop) against pixel.h's per-pixel
-// function, which is what the CUDA kernel runs, on random draws, including
-// zoom-out and strong warps whose coordinates leave the image (reflection).
-static void test_fused_rows_match_pixel_h(void)
+// The CPU transform (vectorized rows, materialized reference stages) against
+// pixel.h's per-pixel function, which is what the CUDA kernel runs, on random
+// draws: both modes, zoom-out and strong warps whose coordinates leave the
+// image (reflection), upsampling, the pre-shrinks, validation and TTA.
+static void test_cpu_matches_pixel_h(void)
 {
     const int n = 6, P = 72;
     uint8_t *px = s_images(n, P, P, 41);
@@ -491,45 +494,48 @@ static void test_fused_rows_match_pixel_h(void)
         int size;
         float min_scale, min_zoom, max_warp;
         augment_mode_t mode;
-    } cases[] = {{32, 0.75f, 1.0f, 0.2f, AUGMENT_MODE_TRAIN},   // the chapter's recipe, 2x2..3x3
-                 {40, 0.75f, 0.6f, 0.5f, AUGMENT_MODE_TRAIN},   // zoom out, strong warp
-                 {96, 1.0f, 0.8f, 0.3f, AUGMENT_MODE_TRAIN},    // upsampling, no crop stage
-                 {20, 0.5f, 1.0f, 0.2f, AUGMENT_MODE_TTA},      // 3x3..4x4 supersampling
+    } cases[] = {{32, 0.75f, 1.0f, 0.2f, AUGMENT_MODE_TRAIN},  // the recipe; reference pre-shrinks
+                 {40, 0.75f, 0.6f, 0.5f, AUGMENT_MODE_TRAIN},  // zoom out, strong warp
+                 {96, 1.0f, 0.8f, 0.3f, AUGMENT_MODE_TRAIN},   // upsampling, no crop stage
+                 {20, 1.0f, 1.0f, 0.2f, AUGMENT_MODE_TRAIN},   // no crop stage, source pre-shrink
+                 {20, 0.5f, 1.0f, 0.2f, AUGMENT_MODE_TTA},     // 3x3..4x4 supersampling
                  {32, 0.75f, 1.0f, 0.2f, AUGMENT_MODE_VALID}};
-    for (size_t k = 0; k < NF_ARRAY_LEN(cases); k++) {
-        augment_config_t cfg = s_cfg(P, cases[k].size, n);
-        cfg.min_scale = cases[k].min_scale;
-        cfg.min_zoom = cases[k].min_zoom;
-        cfg.max_warp = cases[k].max_warp;
-        cfg.seed = 3 + (uint64_t)k;
-        s_batch_t b;
-        T_CHECK(s_run(&cfg, px, n, P, cases[k].mode, 1, 4, 1, NULL, &b) == 0, "run");
-        // the same draws, evaluated per pixel by pixel.h
-        augment_raw_t raw = {.pixels = px, .n = n, .h = P, .w = P, .epoch = 1, .seq = 4,
-                             .pass = 1, .mode = cases[k].mode};
-        uint32_t idx[64];
-        for (int i = 0; i < n; i++) idx[i] = 1000u + (uint32_t)i;
-        raw.indices = idx;
-        augment_batch_params_t bp;
-        augment_image_params_t img[64];
-        augment_params_draw(&cfg, &raw, &bp, img);
-        size_t per = (size_t)cfg.size * cfg.size * 3;
-        float *want = nf_xmalloc(n * per * sizeof(float));
-        int ss_max = 0;
-        for (int j = 0; j < n; j++) {
-            if (img[j].ss > ss_max) ss_max = img[j].ss;
-            for (int r = 0; r < cfg.size; r++)
-                for (int c = 0; c < cfg.size; c++)
-                    augment_px_value(&bp, &img[j], px + (size_t)j * P * P * 3, r, c,
-                                     want + j * per + ((size_t)r * cfg.size + c) * 3);
+    for (int m = 0; m < 2; m++)
+        for (size_t k = 0; k < NF_ARRAY_LEN(cases); k++) {
+            augment_config_t cfg = s_cfg(P, cases[k].size, n);
+            cfg.resample = m ? AUGMENT_RESAMPLE_REFERENCE : AUGMENT_RESAMPLE_FUSED;
+            cfg.min_scale = cases[k].min_scale;
+            cfg.min_zoom = cases[k].min_zoom;
+            cfg.max_warp = cases[k].max_warp;
+            cfg.seed = 3 + (uint64_t)k;
+            s_batch_t b;
+            T_CHECK(s_run(&cfg, px, n, P, cases[k].mode, 1, 4, 1, NULL, &b) == 0, "run");
+            // the same draws, evaluated per pixel by pixel.h
+            augment_raw_t raw = {.pixels = px, .n = n, .h = P, .w = P, .epoch = 1, .seq = 4,
+                                 .pass = 1, .mode = cases[k].mode};
+            uint32_t idx[64];
+            for (int i = 0; i < n; i++) idx[i] = 1000u + (uint32_t)i;
+            raw.indices = idx;
+            augment_batch_params_t bp;
+            augment_image_params_t img[64];
+            augment_params_draw(&cfg, &raw, &bp, img);
+            size_t per = (size_t)cfg.size * cfg.size * 3;
+            float *want = nf_xmalloc(n * per * sizeof(float));
+            int ss_max = 0;
+            for (int j = 0; j < n; j++) {
+                if (img[j].ss > ss_max) ss_max = img[j].ss;
+                for (int r = 0; r < cfg.size; r++)
+                    for (int c = 0; c < cfg.size; c++)
+                        augment_px_value(&bp, &img[j], px + (size_t)j * P * P * 3, r, c,
+                                         want + j * per + ((size_t)r * cfg.size + c) * 3);
+            }
+            char name[128];
+            snprintf(name, sizeof name, "cpu vs pixel.h: %s case %zu (%dx%d samples, pre-shrink %d/%d)",
+                     m ? "reference" : "fused", k, ss_max, ss_max, bp.crop_shrink, bp.src_shrink);
+            t_close_f32(name, b.x, want, n * per, 1e-4, 0);  // float rounding (FMA) of the maps
+            free(want);
+            free(b.x);
         }
-        char name[96];
-        snprintf(name, sizeof name, "fused rows vs pixel.h (case %zu, up to %dx%d samples)", k,
-                 ss_max, ss_max);
-        t_close_f32(name, b.x, want, n * per, 1e-4, 0);  // float rounding (FMA) of the maps
-        free(want);
-        free(b.x);
-    }
     free(px);
 }
 
@@ -594,7 +600,7 @@ int main(void)
     test_draw_statistics();
     test_mixup_and_dtype();
     test_modes_agree();
-    test_fused_rows_match_pixel_h();
+    test_cpu_matches_pixel_h();
     test_rejects();
     return t_done();
 }
