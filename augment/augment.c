@@ -126,7 +126,8 @@ int augment_compute_stats(augment_t *self, const augment_raw_t *raw, float mean[
     out.pixels = nf_xmalloc(augment_out_bytes(self, n));  // a bad n is rejected by augment_batch
     int rc = augment_batch(self, &out, raw);
     self->cfg = saved;
-    if (rc == 0) augment_stats_f32(out.pixels, (size_t)out.n * (size_t)out.h * (size_t)out.w, mean, std);
+    if (rc == 0)
+        augment_stats_f32(out.pixels, (size_t)out.n * (size_t)out.h * (size_t)out.w, mean, std);
     free(out.pixels);
     return rc;
 }

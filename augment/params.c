@@ -137,7 +137,8 @@ void augment_affine_matrix(float flip, float rotate_deg, float zoom, float zoom_
     float s = 1.0f / zoom;
     float tx = (1.0f - s) * (2.0f * zoom_cx - 1.0f);
     float ty = (1.0f - s) * (2.0f * zoom_cy - 1.0f);
-    // F @ R = [[f co, f si, 0], [-si, co, 0], [0, 0, 1]]; times Z = [[s, 0, tx], [0, s, ty], [0, 0, 1]]
+    // F @ R = [[f co, f si, 0], [-si, co, 0], [0, 0, 1]]
+    // times Z = [[s, 0, tx], [0, s, ty], [0, 0, 1]]
     float fc = flip * co, fs = flip * si;
     mat[0] = fc * s;
     mat[1] = fs * s;
@@ -477,8 +478,9 @@ void augment_params_draw(const augment_config_t *cfg, const augment_raw_t *raw,
     for (int i = 0; i < n; i++) {
         augment_params_neutral(&img[i], i);
         if (!random) continue;
-        nf_rng_t r = tta ? nf_rng_make(cfg->seed, NF_RNG_STREAM_TTA, 2 * raw->pass, raw->indices[i])
-                         : nf_rng_make(cfg->seed, NF_RNG_STREAM_AUGMENT, raw->epoch, raw->indices[i]);
+        nf_rng_t r =
+            tta ? nf_rng_make(cfg->seed, NF_RNG_STREAM_TTA, 2 * raw->pass, raw->indices[i])
+                : nf_rng_make(cfg->seed, NF_RNG_STREAM_AUGMENT, raw->epoch, raw->indices[i]);
         s_draw_image(cfg, &r, &img[i]);
     }
 

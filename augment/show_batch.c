@@ -57,8 +57,9 @@ int augment_show_batch(const augment_out_t *out, const show_batch_config_t *cfg,
         // de-normalize (x * std + mean), then fastai's decode: clamp to [0, 1] * 255
         for (size_t e = 0; e < per; e++) {
             size_t k = (size_t)i * per + e;
-            float v = out->dtype == AUGMENT_DTYPE_F32 ? ((const float *)out->pixels)[k]
-                                                      : augment_px_from_bf16(((const uint16_t *)out->pixels)[k]);
+            float v = out->dtype == AUGMENT_DTYPE_F32
+                          ? ((const float *)out->pixels)[k]
+                          : augment_px_from_bf16(((const uint16_t *)out->pixels)[k]);
             int c = (int)(e % 3);
             if (cfg->normalized) v = v * cfg->std[c] + cfg->mean[c];
             v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;

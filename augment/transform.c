@@ -322,7 +322,8 @@ static void s_finish(const augment_batch_params_t *bp, const augment_image_param
         const float mean = bp->mean[ch], istd = bp->inv_std[ch];
         if (!bp->light_on) {
 #pragma omp simd
-            for (int col = 0; col < W; col++) o[(size_t)col * 3] = ((a[col] * scale) * (1.0f / 255.0f) - mean) * istd;
+            for (int col = 0; col < W; col++)
+                o[(size_t)col * 3] = ((a[col] * scale) * (1.0f / 255.0f) - mean) * istd;
         } else if (con == 1.0f) {
 #pragma omp simd
             for (int col = 0; col < W; col++) {
@@ -408,7 +409,8 @@ static void s_stage(const s_run_t *R, int j, int st, int y0, int y1, uint8_t *bl
         if (!planar_src)
             s_pack_rows(src, bp->src_h, bp->src_w, rgbx, y0, y1);
         else if (bp->crop_on)  // validation: stage A is the identity, a copy of the crop
-            s_planar_rows(src, bp->src_w, bp->crop_x0, bp->crop_w, bp->crop_y0, bp->crop_h, pa, y0, y1);
+            s_planar_rows(src, bp->src_w, bp->crop_x0, bp->crop_w, bp->crop_y0, bp->crop_h, pa, y0,
+                          y1);
         else
             s_planar_rows(src, bp->src_w, 0, bp->src_w, 0, bp->src_h, pa, y0, y1);
     } else if (st == S_STAGE_A) {
@@ -497,7 +499,8 @@ void augment_transform_cpu(const augment_transform_args_t *a)
         for (int j = 0; j < n; j++) {
             uint8_t *block = R.ws + (size_t)omp_get_thread_num() * R.l.per_thread;
             float *tmp = (float *)(block + R.l.tmp);
-            for (int st = 0; st < S_STAGES; st++) s_stage(&R, j, st, 0, s_stage_rows(&R, st), block, tmp);
+            for (int st = 0; st < S_STAGES; st++)
+                s_stage(&R, j, st, 0, s_stage_rows(&R, st), block, tmp);
             for (int r = 0; r < H; r++) s_row(&R, j, r, block, block);
         }
     } else {

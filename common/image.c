@@ -235,7 +235,8 @@ static void s_glyph(nf_image_t *im, int x, int y, unsigned char ch, nf_rgb_t c, 
     const uint8_t *g = s_font[ch - 32];
     for (int row = 0; row < 8; row++)
         for (int col = 0; col < 5; col++)
-            if (g[row] & (0x10 >> col)) nf_image_rect(im, x + col * scale, y + row * scale, scale, scale, c);
+            if (g[row] & (0x10 >> col))
+                nf_image_rect(im, x + col * scale, y + row * scale, scale, scale, c);
 }
 
 int nf_image_text(nf_image_t *im, int x, int y, const char *s, nf_rgb_t c, int scale)

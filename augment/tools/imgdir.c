@@ -138,7 +138,8 @@ static void s_resize_rows(const float *in, int n_in, int lines, int n_out, float
         for (int l = 0; l < lines; l++)
             for (int c = 0; c < 3; c++) {
                 double acc = 0;
-                for (int k = 0; k < hi - lo; k++) acc += w[k] * in[((size_t)l * n_in + lo + k) * 3 + c];
+                for (int k = 0; k < hi - lo; k++)
+                    acc += w[k] * in[((size_t)l * n_in + lo + k) * 3 + c];
                 out[((size_t)l * n_out + o) * 3 + c] = (float)(wsum > 0 ? acc / wsum : 0);
             }
     }
@@ -165,13 +166,15 @@ int imgdir_load(const char *path, int presize, uint8_t *out)
     NF_CHECK(tj, "tjInitDecompress failed");
     int w = 0, h = 0, sub = 0, cs = 0, rc = -1;
     uint8_t *rgb = NULL;
-    if (tjDecompressHeader3(tj, jpg, (unsigned long)len, &w, &h, &sub, &cs) != 0 || w < 1 || h < 1 ||
-        w > 16384 || h > 16384) {
+    unsigned long jlen = (unsigned long)len;
+    if (tjDecompressHeader3(tj, jpg, jlen, &w, &h, &sub, &cs) != 0 || w < 1 || h < 1 || w > 16384 ||
+        h > 16384) {
         nf_log_error("augment: %s: not a readable JPEG (%s)", path, tjGetErrorStr2(tj));
         goto done;
     }
     rgb = nf_xmalloc((size_t)w * h * 3);
-    if (tjDecompress2(tj, jpg, (unsigned long)len, rgb, w, 0, h, TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
+    // a warning (corrupt but decodable data) keeps the picture; a fatal error does not
+    if (tjDecompress2(tj, jpg, jlen, rgb, w, 0, h, TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
         tjGetErrorCode(tj) == TJERR_FATAL) {
         nf_log_error("augment: %s: decode failed (%s)", path, tjGetErrorStr2(tj));
         goto done;

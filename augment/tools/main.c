@@ -86,16 +86,26 @@ static int s_parse(int argc, char **argv, s_opts_t *o, bool show)
     enum { O_DATA = 256, O_SPLIT, O_OUT, O_BS, O_SIZE, O_PRESIZE, O_MINSCALE, O_MODE, O_MIXUP,
            O_RESAMPLE, O_BACKEND, O_DTYPE, O_THREADS, O_NONORM, O_SEED, O_EPOCH, O_ITERS,
            O_WARMUP, O_HELP };
+    // in the order of the enum: opts[c - O_DATA] is option c
     static const struct option opts[] = {
-        {"data", required_argument, 0, O_DATA},       {"split", required_argument, 0, O_SPLIT},
-        {"out", required_argument, 0, O_OUT},         {"bs", required_argument, 0, O_BS},
-        {"size", required_argument, 0, O_SIZE},       {"presize", required_argument, 0, O_PRESIZE},
-        {"min-scale", required_argument, 0, O_MINSCALE}, {"mode", required_argument, 0, O_MODE},
-        {"mixup", required_argument, 0, O_MIXUP},     {"resample", required_argument, 0, O_RESAMPLE},
-        {"backend", required_argument, 0, O_BACKEND}, {"dtype", required_argument, 0, O_DTYPE},
-        {"threads", required_argument, 0, O_THREADS}, {"no-normalize", no_argument, 0, O_NONORM},
-        {"seed", required_argument, 0, O_SEED},       {"epoch", required_argument, 0, O_EPOCH},
-        {"iters", required_argument, 0, O_ITERS},     {"warmup", required_argument, 0, O_WARMUP},
+        {"data", required_argument, 0, O_DATA},
+        {"split", required_argument, 0, O_SPLIT},
+        {"out", required_argument, 0, O_OUT},
+        {"bs", required_argument, 0, O_BS},
+        {"size", required_argument, 0, O_SIZE},
+        {"presize", required_argument, 0, O_PRESIZE},
+        {"min-scale", required_argument, 0, O_MINSCALE},
+        {"mode", required_argument, 0, O_MODE},
+        {"mixup", required_argument, 0, O_MIXUP},
+        {"resample", required_argument, 0, O_RESAMPLE},
+        {"backend", required_argument, 0, O_BACKEND},
+        {"dtype", required_argument, 0, O_DTYPE},
+        {"threads", required_argument, 0, O_THREADS},
+        {"no-normalize", no_argument, 0, O_NONORM},
+        {"seed", required_argument, 0, O_SEED},
+        {"epoch", required_argument, 0, O_EPOCH},
+        {"iters", required_argument, 0, O_ITERS},
+        {"warmup", required_argument, 0, O_WARMUP},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     int c;
@@ -156,7 +166,8 @@ static int s_parse(int argc, char **argv, s_opts_t *o, bool show)
 
 // Loads n pictures chosen by the seed (a seeded shuffle of the split), skipping
 // unreadable files. Fills px (n, presize, presize, 3), labels and indices.
-static int s_load(const s_opts_t *o, const imgdir_t *dir, uint8_t *px, int32_t *labels, uint32_t *idx)
+static int s_load(const s_opts_t *o, const imgdir_t *dir, uint8_t *px, int32_t *labels,
+                  uint32_t *idx)
 {
     uint32_t *perm = nf_xmalloc((size_t)dir->n * sizeof *perm);
     for (int i = 0; i < dir->n; i++) perm[i] = (uint32_t)i;
@@ -366,7 +377,8 @@ static int s_fidelity(const s_opts_t *o)
         }
         psnr[k] = 10.0 * log10(1.0 / (se / (double)elems));
     }
-    printf("{\"size\": %d, \"presize\": %d, \"bs\": %d, \"oracle\": \"fused map, 8x8 supersampling\", "
+    printf("{\"size\": %d, \"presize\": %d, \"bs\": %d, "
+           "\"oracle\": \"fused map, 8x8 supersampling\", "
            "\"psnr_fused_db\": %.2f, \"psnr_reference_db\": %.2f}\n",
            q.cfg.size, q.cfg.presize, q.n, psnr[0], psnr[1]);
     for (int k = 0; k < 3; k++) free(img[k]);

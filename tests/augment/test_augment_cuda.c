@@ -33,8 +33,9 @@ static uint8_t *s_images(int n, int h, int w, uint32_t salt)
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
                 for (int c = 0; c < 3; c++) {
-                    float v = 0.5f + 0.3f * sinf(f[c] * 6.2832f * x / w) * cosf(f[c + 3] * 6.2832f * y / h) +
-                              0.15f * (float)((x * 7 + y * 13 + c) % 17) / 17.0f;
+                    float wave = sinf(f[c] * 6.2832f * x / w) * cosf(f[c + 3] * 6.2832f * y / h);
+                    float grain = (float)((x * 7 + y * 13 + c) % 17) / 17.0f;
+                    float v = 0.5f + 0.3f * wave + 0.15f * grain;
                     v = v < 0 ? 0 : v > 1 ? 1 : v;
                     px[(((size_t)i * h + y) * w + x) * 3 + c] = (uint8_t)(v * 255.0f);
                 }
@@ -132,19 +133,32 @@ int main(void)
 
     const int P = 96;
     uint8_t *px = s_images(MAXB, P, P, 77);
+    // name, resample, mode, min_scale, dtype, mixup alpha, size, presize, n
     const s_case_t cases[] = {
-        {"fused train crop f32", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f, AUGMENT_DTYPE_F32, 0, 40, P, MAXB},
-        {"fused train crop f32 mixup", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f, AUGMENT_DTYPE_F32, 0.4f, 40, P, MAXB},
-        {"fused train crop bf16 mixup", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f, AUGMENT_DTYPE_BF16, 0.4f, 40, P, MAXB},
-        {"fused valid", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_VALID, 0.75f, AUGMENT_DTYPE_F32, 0.4f, 40, P, MAXB},
-        {"fused tta partial batch", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TTA, 0.75f, AUGMENT_DTYPE_F32, 0.4f, 40, P, 5},
-        {"fused train no crop (min_scale 1)", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 1.0f, AUGMENT_DTYPE_F32, 0, 24, P, MAXB},
-        {"fused upsampling 96->128", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f, AUGMENT_DTYPE_F32, 0, 128, P, 4},
-        {"reference train crop f32 (pre-shrink)", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TRAIN, 0.75f, AUGMENT_DTYPE_F32, 0, 24, P, MAXB},
-        {"reference train crop f32", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TRAIN, 0.75f, AUGMENT_DTYPE_F32, 0.4f, 56, P, MAXB},
-        {"reference valid bf16", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_VALID, 0.75f, AUGMENT_DTYPE_BF16, 0, 40, P, MAXB},
-        {"reference tta", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TTA, 0.75f, AUGMENT_DTYPE_F32, 0, 40, P, MAXB},
-        {"reference no crop (source pre-shrink)", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TRAIN, 1.0f, AUGMENT_DTYPE_F32, 0.4f, 24, P, MAXB},
+        {"fused train crop f32", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f,
+         AUGMENT_DTYPE_F32, 0, 40, P, MAXB},
+        {"fused train crop f32 mixup", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f,
+         AUGMENT_DTYPE_F32, 0.4f, 40, P, MAXB},
+        {"fused train crop bf16 mixup", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f,
+         AUGMENT_DTYPE_BF16, 0.4f, 40, P, MAXB},
+        {"fused valid", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_VALID, 0.75f,
+         AUGMENT_DTYPE_F32, 0.4f, 40, P, MAXB},
+        {"fused tta partial batch", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TTA, 0.75f,
+         AUGMENT_DTYPE_F32, 0.4f, 40, P, 5},
+        {"fused train no crop (min_scale 1)", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 1.0f,
+         AUGMENT_DTYPE_F32, 0, 24, P, MAXB},
+        {"fused upsampling 96->128", AUGMENT_RESAMPLE_FUSED, AUGMENT_MODE_TRAIN, 0.75f,
+         AUGMENT_DTYPE_F32, 0, 128, P, 4},
+        {"reference train crop (pre-shrink)", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TRAIN, 0.75f,
+         AUGMENT_DTYPE_F32, 0, 24, P, MAXB},
+        {"reference train crop mixup", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TRAIN, 0.75f,
+         AUGMENT_DTYPE_F32, 0.4f, 56, P, MAXB},
+        {"reference valid bf16", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_VALID, 0.75f,
+         AUGMENT_DTYPE_BF16, 0, 40, P, MAXB},
+        {"reference tta", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TTA, 0.75f,
+         AUGMENT_DTYPE_F32, 0, 40, P, MAXB},
+        {"reference no crop (source pre-shrink)", AUGMENT_RESAMPLE_REFERENCE, AUGMENT_MODE_TRAIN,
+         1.0f, AUGMENT_DTYPE_F32, 0.4f, 24, P, MAXB},
     };
     for (size_t k = 0; k < NF_ARRAY_LEN(cases); k++) s_compare(&cases[k], px);
     free(px);

@@ -50,7 +50,8 @@ int main(void)
     uint32_t idx[BS];
     int got = 0;
     for (int k = 0; k < dir->n && got < BS; k += dir->n / BS) {
-        if (imgdir_load(dir->paths[k], PRESIZE, px + (size_t)got * PRESIZE * PRESIZE * 3) != 0) continue;
+        if (imgdir_load(dir->paths[k], PRESIZE, px + (size_t)got * PRESIZE * PRESIZE * 3) != 0)
+            continue;
         labels[got] = dir->labels[k];
         idx[got++] = (uint32_t)k;
     }
@@ -130,7 +131,8 @@ int main(void)
         nf_image_t *im = nf_image_read_png(path);
         T_CHECK(im != NULL, "PNG reads back");
         if (im) {
-            T_CHECK(im->w > 4 * SIZE && im->h > 2 * SIZE, "grid of 4 x 2 pictures (%dx%d)", im->w, im->h);
+            T_CHECK(im->w > 4 * SIZE && im->h > 2 * SIZE, "grid of 4 x 2 pictures (%dx%d)", im->w,
+                    im->h);
             double s = 0, ss = 0;
             size_t n = (size_t)im->w * im->h * 3;
             for (size_t e = 0; e < n; e++) {

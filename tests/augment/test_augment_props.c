@@ -108,7 +108,10 @@ static int s_run(const augment_config_t *cfg, const uint8_t *px, int n, int h, a
     return rc;
 }
 
-static size_t s_elems(const augment_config_t *cfg, int n) { return (size_t)n * cfg->size * cfg->size * 3; }
+static size_t s_elems(const augment_config_t *cfg, int n)
+{
+    return (size_t)n * cfg->size * cfg->size * 3;
+}
 
 static double s_mirror(double x, int n)
 {
@@ -132,8 +135,10 @@ static void s_plain_resize(const uint8_t *src, int h, int w, int S, int k, float
                         int y0 = (int)floor(y), x0 = (int)floor(x);
                         int y1 = y0 + 1 < h ? y0 + 1 : y0, x1 = x0 + 1 < w ? x0 + 1 : x0;
                         double fy = y - y0, fx = x - x0;
-                        acc += (1 - fy) * ((1 - fx) * src[(y0 * w + x0) * 3 + ch] + fx * src[(y0 * w + x1) * 3 + ch]) +
-                               fy * ((1 - fx) * src[(y1 * w + x0) * 3 + ch] + fx * src[(y1 * w + x1) * 3 + ch]);
+                        acc += (1 - fy) * ((1 - fx) * src[(y0 * w + x0) * 3 + ch] +
+                                           fx * src[(y0 * w + x1) * 3 + ch]) +
+                               fy * ((1 - fx) * src[(y1 * w + x0) * 3 + ch] +
+                                     fx * src[(y1 * w + x1) * 3 + ch]);
                     }
                 dst[(r * S + c) * 3 + ch] = (float)(acc / (k * k) / 255.0);
             }
@@ -151,7 +156,8 @@ static void test_plain_resize(void)
         for (int m = 0; m < 2; m++) {
             int ss = m ? cases[k][2] : 1;
             float *want = nf_xmalloc(n * per * sizeof(float));
-            for (int i = 0; i < n; i++) s_plain_resize(px + (size_t)i * P * P * 3, P, P, S, ss, want + i * per);
+            for (int i = 0; i < n; i++)
+                s_plain_resize(px + (size_t)i * P * P * 3, P, P, S, ss, want + i * per);
             augment_config_t cfg = s_cfg(P, S, n);
             s_all_off(&cfg);
             cfg.resample = m ? AUGMENT_RESAMPLE_FUSED : AUGMENT_RESAMPLE_REFERENCE;
@@ -159,8 +165,8 @@ static void test_plain_resize(void)
                 s_batch_t b;
                 T_CHECK(s_run(&cfg, px, n, P, (augment_mode_t)mode, 1, 2, 0, NULL, &b) == 0, "run");
                 char name[96];
-                snprintf(name, sizeof name, "all-off %s %s %d->%d (%dx%d)", m ? "fused" : "reference",
-                         mode ? "valid" : "train", P, S, ss, ss);
+                snprintf(name, sizeof name, "all-off %s %s %d->%d (%dx%d)",
+                         m ? "fused" : "reference", mode ? "valid" : "train", P, S, ss, ss);
                 t_close_f32(name, b.x, want, s_elems(&cfg, n), 2e-5, 0);
                 free(b.x);
             }
@@ -240,7 +246,10 @@ static void test_reflect(void)
     T_NEAR(augment_px_reflect(3.0f, 1), 0.0f, 0);
 }
 
-static bool s_same(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+static bool s_same(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
 
 static void test_determinism(void)
 {
@@ -284,7 +293,8 @@ static void test_determinism(void)
     cfg.resample = AUGMENT_RESAMPLE_FUSED;
 
     // a sample's draws depend on its index, not its row
-    augment_raw_t raw = {.pixels = px, .n = 4, .h = P, .w = P, .mode = AUGMENT_MODE_TRAIN, .epoch = 2};
+    augment_raw_t raw = {
+        .pixels = px, .n = 4, .h = P, .w = P, .mode = AUGMENT_MODE_TRAIN, .epoch = 2};
     uint32_t i1[4] = {10, 11, 12, 13}, i2[4] = {13, 12, 11, 10};
     augment_image_params_t p1[4], p2[4];
     augment_batch_params_t bp;
@@ -358,7 +368,9 @@ static void test_draw_statistics(void)
         T_CHECK(bp.crop_w == bp.crop_h, "square crop (ratio 1)");
         if (bp.crop_w < side_lo) side_lo = bp.crop_w;
         if (bp.crop_w > side_hi) side_hi = bp.crop_w;
-        if (bp.crop_x0 < 0 || bp.crop_y0 < 0 || bp.crop_x0 + bp.crop_w > 460 || bp.crop_y0 + bp.crop_h > 460) bad_box++;
+        if (bp.crop_x0 < 0 || bp.crop_y0 < 0 || bp.crop_x0 + bp.crop_w > 460 ||
+            bp.crop_y0 + bp.crop_h > 460)
+            bad_box++;
         for (int i = 0; i < n; i++) {
             const augment_image_params_t *p = &img[i];
             total++;
@@ -389,7 +401,8 @@ static void test_draw_statistics(void)
     T_CHECK(side_lo >= 398 && side_lo <= 402 && side_hi >= 456 && side_hi <= 460,
             "crop sides %d..%d within 398..460", side_lo, side_hi);
     T_CHECK(bad_box == 0, "%d crop boxes leave the image", bad_box);
-    T_CHECK(ss_lo == 2 && ss_hi == 2, "fused 460 -> 224 supersamples 2x2 (got %d..%d)", ss_lo, ss_hi);
+    T_CHECK(ss_lo == 2 && ss_hi == 2, "fused 460 -> 224 supersamples 2x2 (got %d..%d)", ss_lo,
+            ss_hi);
 
     // Beta(0.4, 0.4) draws against the CDF; lambda = max(l, 1 - l) >= 0.5
     nf_rng_t r = nf_rng_make(9, NF_RNG_STREAM_TEST, 0, 0);
@@ -407,7 +420,8 @@ static void test_draw_statistics(void)
     // Mixup draws: lambda in [0.5, 1], partners form a permutation
     cfg.mixup_alpha = 0.4f;
     for (int i = 0; i < n; i++) idx[i] = (uint32_t)i;
-    augment_raw_t raw = {.pixels = &dummy, .n = n, .h = 460, .w = 460, .indices = idx, .mode = AUGMENT_MODE_TRAIN};
+    augment_raw_t raw = {
+        .pixels = &dummy, .n = n, .h = 460, .w = 460, .indices = idx, .mode = AUGMENT_MODE_TRAIN};
     augment_params_draw(&cfg, &raw, &bp, img);
     int seen[64] = {0}, moved = 0;
     for (int i = 0; i < n; i++) {
@@ -433,11 +447,13 @@ static void test_mixup_and_dtype(void)
     float *want = nf_xmalloc(elems * sizeof(float));
     for (int j = 0; j < n; j++) {
         int p = mixed.partners[j];  // labels are the row numbers (row % 10, n < 10)
-        T_CHECK(plain.weights[j] == 1.0f && plain.partners[j] == plain.labels[j], "no Mixup: weight 1, own label");
+        T_CHECK(plain.weights[j] == 1.0f && plain.partners[j] == plain.labels[j],
+                "no Mixup: weight 1, own label");
         T_CHECK(mixed.weights[j] >= 0.5f && mixed.weights[j] <= 1.0f, "weight in [0.5, 1]");
         T_CHECK(mixed.labels[j] == plain.labels[j], "labels untouched");
         for (size_t e = 0; e < per; e++)
-            want[j * per + e] = augment_px_mix(plain.x[j * per + e], plain.x[p * per + e], mixed.weights[j]);
+            want[j * per + e] =
+                augment_px_mix(plain.x[j * per + e], plain.x[p * per + e], mixed.weights[j]);
     }
     t_close_f32("mixup = lerp(partner, x, lambda)", mixed.x, want, elems, 1e-6, 0);
     free(want);
@@ -449,7 +465,8 @@ static void test_mixup_and_dtype(void)
     size_t bad = 0;
     for (size_t e = 0; e < elems; e++) bad += h[e] != augment_px_bf16(mixed.x[e]);
     T_CHECK(bad == 0, "bf16 output is the rounded f32 output (%zu differ)", bad);
-    T_CHECK(augment_px_bf16(1.0f) == 0x3f80 && augment_px_bf16(-2.0f) == 0xc000, "bf16 of exact values");
+    T_CHECK(augment_px_bf16(1.0f) == 0x3f80 && augment_px_bf16(-2.0f) == 0xc000,
+            "bf16 of exact values");
     T_CHECK(augment_px_from_bf16(augment_px_bf16(3.14159f)) == 3.140625f, "bf16 rounds to nearest");
     free(bf.x);
     free(plain.x);
@@ -475,8 +492,8 @@ static void test_modes_agree(void)
         sum += d;
         if (d > mx) mx = d;
     }
-    T_CHECK(sum / elems < 0.01 && mx < 0.1, "fused and reference agree on smooth images (mean %.4f max %.4f)",
-            sum / elems, mx);
+    T_CHECK(sum / elems < 0.01 && mx < 0.1,
+            "fused and reference agree on smooth images (mean %.4f max %.4f)", sum / elems, mx);
     free(f.x);
     free(r.x);
     free(px);
@@ -530,7 +547,8 @@ static void test_cpu_matches_pixel_h(void)
                                          want + j * per + ((size_t)r * cfg.size + c) * 3);
             }
             char name[128];
-            snprintf(name, sizeof name, "cpu vs pixel.h: %s case %zu (%dx%d samples, pre-shrink %d/%d)",
+            snprintf(name, sizeof name,
+                     "cpu vs pixel.h: %s case %zu (%dx%d samples, pre-shrink %d/%d)",
                      m ? "reference" : "fused", k, ss_max, ss_max, bp.crop_shrink, bp.src_shrink);
             t_close_f32(name, b.x, want, n * per, 1e-4, 0);  // float rounding (FMA) of the maps
             free(want);
@@ -547,7 +565,8 @@ static void test_rejects(void)
     uint32_t idx[4] = {0, 1, 2, 3};
     float out[4 * 16 * 16 * 3];
     augment_out_t o = {.pixels = out};
-    augment_raw_t good = {.pixels = px, .n = 4, .h = 32, .w = 32, .indices = idx, .mode = AUGMENT_MODE_TRAIN};
+    augment_raw_t good = {
+        .pixels = px, .n = 4, .h = 32, .w = 32, .indices = idx, .mode = AUGMENT_MODE_TRAIN};
     T_CHECK(augment_batch(aug, &o, &good) == 0, "a good batch");
     augment_raw_t bad[6];
     for (int i = 0; i < 6; i++) bad[i] = good;
@@ -557,7 +576,8 @@ static void test_rejects(void)
     bad[3].pixels = NULL;
     bad[4].mode = (augment_mode_t)7;
     bad[5].indices = NULL;
-    for (int i = 0; i < 6; i++) T_CHECK(augment_batch(aug, &o, &bad[i]) == -1, "bad batch %d rejected", i);
+    for (int i = 0; i < 6; i++)
+        T_CHECK(augment_batch(aug, &o, &bad[i]) == -1, "bad batch %d rejected", i);
     T_CHECK(augment_bad_batches(aug) == 6, "bad batches counted");
     bad[5].mode = AUGMENT_MODE_VALID;  // validation needs no indices
     T_CHECK(augment_batch(aug, &o, &bad[5]) == 0, "validation without indices");
@@ -587,7 +607,8 @@ static void test_rejects(void)
     rc.ratio_hi = 3.0f;
     int x0, y0, w, h;
     augment_crop_box(&rc, 40, 30, NULL, &x0, &y0, &w, &h);
-    T_CHECK(w == 30 && h == 15 && x0 == 0 && y0 == 12, "clamped centred box %d,%d %dx%d", x0, y0, w, h);
+    T_CHECK(w == 30 && h == 15 && x0 == 0 && y0 == 12, "clamped centred box %d,%d %dx%d", x0, y0, w,
+            h);
     free(px);
 }
 

@@ -195,7 +195,8 @@ def main():
     y = t(x, split_idx=0)
     warp = t.coord_fs[0]
     aff["mat"] = t.mat.numpy().astype(np.float32)
-    aff["warp_coeffs"] = A.find_coeffs(warp.orig_pts, warp.targ_pts)[..., 0].numpy().astype(np.float32)
+    coeffs = A.find_coeffs(warp.orig_pts, warp.targ_pts)[..., 0]
+    aff["warp_coeffs"] = coeffs.numpy().astype(np.float32)
     aff["affine"] = nhwc(y)
     affine_out = y
     # min_scale == 1: the affine transform resamples straight to the size
