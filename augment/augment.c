@@ -161,18 +161,6 @@ void augment_set_stats(augment_t *self, const float mean[3], const float std[3])
     self->cfg.normalize = true;
 }
 
-const augment_config_t *augment_get_config(const augment_t *self) { return &self->cfg; }
-
-const augment_batch_params_t *augment_last_batch_params(const augment_t *self)
-{
-    return &self->bp;
-}
-
-const augment_image_params_t *augment_last_image_params(const augment_t *self)
-{
-    return self->img;
-}
-
 double augment_last_kernel_ms(const augment_t *self)
 {
     return self->cuda ? augment_cuda_last_kernel_ms(self->cuda) : -1.0;

@@ -72,10 +72,6 @@ void augment_stats_f32(const float *x, size_t count, float mean[3], float std[3]
 // Uses these stats from now on (and turns Normalize on).
 void augment_set_stats(augment_t *self, const float mean[3], const float std[3]);
 
-const augment_config_t *augment_get_config(const augment_t *self);
-// Parameters of the last batch (for show_batch and tests); img has n entries.
-const augment_batch_params_t *augment_last_batch_params(const augment_t *self);
-const augment_image_params_t *augment_last_image_params(const augment_t *self);
 // CUDA backend: device milliseconds of the last batch's kernel; -1 on CPU.
 double augment_last_kernel_ms(const augment_t *self);
 

@@ -1,8 +1,11 @@
 /*
- * pixel.h: the per-pixel math of the batch transform, shared verbatim by the
- * CPU loop (transform.c) and the CUDA kernel (transform.cu) so that both
- * backends compute the same function (the functions are static inline and
- * compile as __host__ __device__ under nvcc, as common/rng.h does).
+ * pixel.h: the per-pixel math of the batch transform: the specification of
+ * what one output pixel is. The CUDA kernel (transform.cu) evaluates it
+ * verbatim; the CPU transform (transform.c) computes the same function
+ * reorganised into vectorized row loops and is tested against it; a few
+ * helpers (reflection, taps, area windows, Mixup, bf16) are shared directly.
+ * The functions are inline and compile as __host__ __device__ under nvcc, as
+ * common/rng.h does.
  *
  * Given an output pixel (r, c) of image j it computes, without intermediate
  * images, what fastai's batch pipeline computes there:
@@ -74,7 +77,7 @@ AUGMENT_PX augment_px_taps_t augment_px_taps(float ix, float iy, int h, int w)
 
 // Adds w * pixel (y, x) of an (h, w, 3) u8 image, in 0..255 units.
 AUGMENT_PX void augment_px_add_u8(const uint8_t *img, int w_img, int y, int x, float w,
-                                           float acc[3])
+                                  float acc[3])
 {
     const uint8_t *p = img + ((size_t)y * (size_t)w_img + (size_t)x) * 3;
     acc[0] += w * (float)p[0];
@@ -92,8 +95,8 @@ AUGMENT_PX void augment_px_window(int o, int n_in, int n_out, int *lo, int *hi)
 
 // Pixel (y, x) of what stage A samples: the source, or (reference mode with
 // no crop stage) its area pre-shrink to s_h x s_w. (3) floats, 0..255 units.
-AUGMENT_PX void augment_px_src_tap(const augment_batch_params_t *bp, const uint8_t *src,
-                                            int y, int x, float rgb[3])
+AUGMENT_PX void augment_px_src_tap(const augment_batch_params_t *bp, const uint8_t *src, int y,
+                                   int x, float rgb[3])
 {
     rgb[0] = rgb[1] = rgb[2] = 0.0f;
     if (!bp->src_shrink) {
@@ -126,9 +129,8 @@ AUGMENT_PX void augment_px_add_src_tap(const augment_batch_params_t *bp, const u
 // Maps an A-grid position (ax, ay) (pixels of the a_h x a_w grid, possibly
 // fractional) through the image's affine matrix and perspective warp to
 // normalized source coordinates (u, v) in [-1, 1] (outside = reflected).
-AUGMENT_PX void augment_px_map(const augment_batch_params_t *bp,
-                                        const augment_image_params_t *ip, float ax, float ay,
-                                        float *u_out, float *v_out)
+AUGMENT_PX void augment_px_map(const augment_batch_params_t *bp, const augment_image_params_t *ip,
+                               float ax, float ay, float *u_out, float *v_out)
 {
     float xo = ax * bp->a_step_x - 1.0f;
     float yo = ay * bp->a_step_y - 1.0f;
@@ -150,8 +152,8 @@ AUGMENT_PX void augment_px_map(const augment_batch_params_t *bp,
 // Stage A at A-grid position (ax, ay): map, unnormalize onto the sampled
 // image (s_h x s_w), reflect, bilinear.
 AUGMENT_PX void augment_px_sample_a(const augment_batch_params_t *bp,
-                                             const augment_image_params_t *ip, const uint8_t *src,
-                                             float ax, float ay, float rgb[3])
+                                    const augment_image_params_t *ip, const uint8_t *src, float ax,
+                                    float ay, float rgb[3])
 {
     float u, v;
     augment_px_map(bp, ip, ax, ay, &u, &v);
@@ -177,8 +179,8 @@ AUGMENT_PX void augment_px_sample_a(const augment_batch_params_t *bp,
 // Stage A at the integer A-grid pixel (ay, ax) (reference mode). Validation
 // with a crop stage maps the identity onto the same grid: a plain copy.
 AUGMENT_PX void augment_px_a_pixel(const augment_batch_params_t *bp,
-                                            const augment_image_params_t *ip, const uint8_t *src,
-                                            int ay, int ax, float rgb[3])
+                                   const augment_image_params_t *ip, const uint8_t *src, int ay,
+                                   int ax, float rgb[3])
 {
     if (bp->a_identity) {
         rgb[0] = rgb[1] = rgb[2] = 0.0f;
@@ -191,8 +193,8 @@ AUGMENT_PX void augment_px_a_pixel(const augment_batch_params_t *bp,
 // Pixel (y, x) of the batch's crop of stage A, or of its area pre-shrink to
 // cs_h x cs_w (reference mode).
 AUGMENT_PX void augment_px_crop_tap(const augment_batch_params_t *bp,
-                                             const augment_image_params_t *ip, const uint8_t *src,
-                                             int y, int x, float rgb[3])
+                                    const augment_image_params_t *ip, const uint8_t *src, int y,
+                                    int x, float rgb[3])
 {
     if (!bp->crop_shrink) {
         augment_px_a_pixel(bp, ip, src, bp->crop_y0 + y, bp->crop_x0 + x, rgb);
@@ -218,8 +220,8 @@ AUGMENT_PX void augment_px_crop_tap(const augment_batch_params_t *bp,
 
 // Adds w * augment_px_crop_tap(y, x) (skipped when w is 0).
 AUGMENT_PX void augment_px_add_crop_tap(const augment_batch_params_t *bp,
-                                        const augment_image_params_t *ip, const uint8_t *src,
-                                        int y, int x, float w, float rgb[3])
+                                        const augment_image_params_t *ip, const uint8_t *src, int y,
+                                        int x, float w, float rgb[3])
 {
     if (w == 0.0f) return;
     float tap[3];
@@ -231,8 +233,8 @@ AUGMENT_PX void augment_px_add_crop_tap(const augment_batch_params_t *bp,
 
 // The resampled value of output pixel (r, c), 0..255 units.
 AUGMENT_PX void augment_px_geometry(const augment_batch_params_t *bp,
-                                             const augment_image_params_t *ip, const uint8_t *src,
-                                             int r, int c, float rgb[3])
+                                    const augment_image_params_t *ip, const uint8_t *src, int r,
+                                    int c, float rgb[3])
 {
     if (bp->resample == AUGMENT_RESAMPLE_FUSED) {
         // output -> A grid: through the crop box when there is a crop stage
@@ -286,9 +288,8 @@ AUGMENT_PX float augment_px_lighting(float x, float bright_odds, float contrast)
 
 // Output pixel (r, c) of one image before Mixup: geometry, /255, lighting,
 // Normalize. (3) floats.
-AUGMENT_PX void augment_px_value(const augment_batch_params_t *bp,
-                                          const augment_image_params_t *ip, const uint8_t *src,
-                                          int r, int c, float out[3])
+AUGMENT_PX void augment_px_value(const augment_batch_params_t *bp, const augment_image_params_t *ip,
+                                 const uint8_t *src, int r, int c, float out[3])
 {
     augment_px_geometry(bp, ip, src, r, c, out);
     for (int ch = 0; ch < 3; ch++) {
