@@ -61,10 +61,10 @@ extern "C" augment_cuda_t *augment_cuda_new(const augment_config_t *cfg)
     CUDA_CHECK(cudaEventCreate(&self->ev_start));
     CUDA_CHECK(cudaEventCreate(&self->ev_stop));
     CUDA_CHECK(cudaMalloc((void **)&self->d_src, self->src_bytes_max));
-    CUDA_CHECK(cudaMalloc((void **)&self->d_img,
-                                  (size_t)cfg->max_batch * sizeof(augment_image_params_t)));
+    CUDA_CHECK(
+        cudaMalloc((void **)&self->d_img, (size_t)cfg->max_batch * sizeof(augment_image_params_t)));
     CUDA_CHECK(cudaMallocHost((void **)&self->h_img,
-                                      (size_t)cfg->max_batch * sizeof(augment_image_params_t)));
+                              (size_t)cfg->max_batch * sizeof(augment_image_params_t)));
     CUDA_CHECK(cudaMalloc(&self->d_out, self->out_bytes_max));
     self->last_ms = -1.0f;
     const char *sync = getenv("NF_CUDA_DEBUG_SYNC");
@@ -103,9 +103,8 @@ extern "C" void augment_cuda_run(augment_cuda_t *self, const augment_batch_param
     CUDA_CHECK(cudaSetDevice(self->device));
     memcpy(self->h_img, img, (size_t)n * sizeof *img);
     CUDA_CHECK(cudaMemcpyAsync(self->d_img, self->h_img, (size_t)n * sizeof *img,
-                                       cudaMemcpyHostToDevice, self->stream));
-    CUDA_CHECK(cudaMemcpyAsync(self->d_src, src, src_bytes, cudaMemcpyHostToDevice,
-                                       self->stream));
+                               cudaMemcpyHostToDevice, self->stream));
+    CUDA_CHECK(cudaMemcpyAsync(self->d_src, src, src_bytes, cudaMemcpyHostToDevice, self->stream));
     augment_transform_args_t a;
     memset(&a, 0, sizeof a);
     a.batch = *bp;
@@ -117,8 +116,7 @@ extern "C" void augment_cuda_run(augment_cuda_t *self, const augment_batch_param
     augment_transform_cuda(&a, self->stream);
     if (self->debug_sync) CUDA_CHECK(cudaStreamSynchronize(self->stream));
     CUDA_CHECK(cudaEventRecord(self->ev_stop, self->stream));
-    CUDA_CHECK(cudaMemcpyAsync(out, self->d_out, out_bytes, cudaMemcpyDeviceToHost,
-                                       self->stream));
+    CUDA_CHECK(cudaMemcpyAsync(out, self->d_out, out_bytes, cudaMemcpyDeviceToHost, self->stream));
     CUDA_CHECK(cudaStreamSynchronize(self->stream));
     CUDA_CHECK(cudaEventElapsedTime(&self->last_ms, self->ev_start, self->ev_stop));
 }

@@ -3,7 +3,8 @@
  * batch, one thread per output pixel (all three channels): geometry, /255,
  * lighting, Normalize, Mixup (the partner's pixel is evaluated by the same
  * thread, so no workspace and no second pass), store as f32 or bf16 NHWC.
- * The per-pixel math is pixel.h, shared with the CPU implementation.
+ * The per-pixel math is pixel.h verbatim (the CPU implementation is tested
+ * against the same functions).
  */
 #include "cuda_check.h"  // kernels/: CUDA_CHECK
 #include "pixel.h"
