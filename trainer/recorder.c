@@ -21,10 +21,11 @@ void recorder_smooth_reset(recorder_smooth_t *s)
 float recorder_smooth_add(recorder_smooth_t *s, float loss)
 {
     s->count++;
-    // torch.lerp(loss, val, beta) in float32 (the weight rounded to float32);
-    // for weight >= 0.5 torch evaluates end - (end - start) * (1 - weight)
+    // torch.lerp(loss, val, beta) in float32 (the weight rounded to float32).
+    // torch's CPU kernel evaluates it as one fused multiply-add:
+    // weight < 0.5: fma(weight, end - start, start); else fma(weight - 1, end - start, end)
     float w = (float)s->beta;
-    s->val = w < 0.5f ? loss + w * (s->val - loss) : s->val - (s->val - loss) * (1.0f - w);
+    s->val = w < 0.5f ? fmaf(w, s->val - loss, loss) : fmaf(w - 1.0f, s->val - loss, s->val);
     return recorder_smooth_value(s);
 }
 

@@ -197,11 +197,12 @@ static void test_smooth(void)
 {
     recorder_smooth_t s = recorder_smooth_make(0.98);
     T_CHECK(isnan(recorder_smooth_value(&s)), "NaN before the first batch");
-    T_NEAR(recorder_smooth_add(&s, 2.0f), 2.0, 1e-6);  // debiased: the first value itself
-    T_NEAR(recorder_smooth_add(&s, 2.0f), 2.0, 1e-6);
+    // debiased: a constant loss gives itself back (up to float32 rounding of 1 - beta)
+    T_NEAR(recorder_smooth_add(&s, 2.0f), 2.0, 4e-6);
+    T_NEAR(recorder_smooth_add(&s, 2.0f), 2.0, 4e-6);
     recorder_smooth_reset(&s);
     T_CHECK(s.count == 0, "reset");
-    T_NEAR(recorder_smooth_add(&s, 5.0f), 5.0, 1e-6);
+    T_NEAR(recorder_smooth_add(&s, 5.0f), 5.0, 1e-5);
 }
 
 static void test_table(void)
