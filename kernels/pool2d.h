@@ -40,6 +40,10 @@ size_t pool2d_x_count(const pool2d_params_t *p);  // N*H*W*C
 size_t pool2d_y_count(const pool2d_params_t *p);  // N*OH*OW*C
 // Aborts (NF_CHECK) on invalid geometry (as PyTorch would reject it).
 void pool2d_check_params(const pool2d_params_t *p);
+// Along one axis: the outputs [*lo, *hi] whose window [o*stride - pad,
+// o*stride - pad + k) contains input index i (empty when *lo > *hi), for
+// `out` outputs. Backward passes use it to gather instead of scatter.
+void pool2d_cover(int i, int k, int stride, int pad, int out, int *lo, int *hi);
 
 #ifdef __cplusplus
 }
