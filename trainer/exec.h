@@ -46,6 +46,7 @@ typedef struct {
     int threads;           // CPU threads for OpenMP/oneDNN (0 = leave the OpenMP default)
     int device;            // CUDA device ordinal
     uint64_t seed;         // dropout masks: Philox(seed, NF_RNG_STREAM_DROPOUT, 0, index)
+    bool winograd;         // onednn: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions
 } exec_config_t;
 
 // Host views of the model state, each in xresnet.h's flat layout. NULL

@@ -22,6 +22,7 @@ void exec_cpu_state_init(exec_cpu_state_t *s, const xresnet_t *net)
     memset(s, 0, sizeof(*s));
     s->net = net;
     size_t np = net->n_param_floats, nb = net->n_bn_floats;
+    s->n_floats = np;
     s->params = s_zeros(np);
     s->grads = s_zeros(np);
     s->adam_m = s_zeros(np);
@@ -50,6 +51,7 @@ void exec_cpu_state_free(exec_cpu_state_t *s)
 
 void exec_cpu_state_write(exec_cpu_state_t *s, const exec_state_t *host)
 {
+    NF_CHECK(s->n_floats == s->net->n_param_floats, "state is not in xresnet.h's layout");
     size_t np = s->net->n_param_floats * sizeof(float), nb = s->net->n_bn_floats * sizeof(float);
     if (host->params) memcpy(s->params, host->params, np);
     if (host->adam_m) memcpy(s->adam_m, host->adam_m, np);
@@ -60,6 +62,7 @@ void exec_cpu_state_write(exec_cpu_state_t *s, const exec_state_t *host)
 
 void exec_cpu_state_read(const exec_cpu_state_t *s, const exec_state_t *host)
 {
+    NF_CHECK(s->n_floats == s->net->n_param_floats, "state is not in xresnet.h's layout");
     size_t np = s->net->n_param_floats * sizeof(float), nb = s->net->n_bn_floats * sizeof(float);
     if (host->params) memcpy(host->params, s->params, np);
     if (host->adam_m) memcpy(host->adam_m, s->adam_m, np);
@@ -71,13 +74,13 @@ void exec_cpu_state_read(const exec_cpu_state_t *s, const exec_state_t *host)
 void exec_cpu_adam_step(exec_cpu_state_t *s, const adam_params_t *hp)
 {
     adam_params_t p = *hp;
-    p.count = s->net->n_param_floats;
+    p.count = s->n_floats;
     adam_step_cpu(s->params, s->adam_m, s->adam_v, NULL, s->grads, s->do_wd, &p);
 }
 
 void exec_cpu_adam_reset(exec_cpu_state_t *s)
 {
-    size_t np = s->net->n_param_floats * sizeof(float);
+    size_t np = s->n_floats * sizeof(float);
     memset(s->adam_m, 0, np);
     memset(s->adam_v, 0, np);
 }

@@ -17,18 +17,22 @@
 
 typedef struct {
     const xresnet_t *net;
-    float *params;    // (n_param_floats) 64-byte aligned
-    float *grads;     // (n_param_floats)
-    float *adam_m;    // (n_param_floats)
-    float *adam_v;    // (n_param_floats)
-    uint8_t *do_wd;   // (n_param_floats) 1 on conv and linear weights
+    size_t n_floats;  // size of the flat buffers: n_param_floats in xresnet.h's layout;
+                      // an executor may lay its parameters out its own way (onednn)
+    float *params;    // (n_floats) 64-byte aligned
+    float *grads;     // (n_floats)
+    float *adam_m;    // (n_floats)
+    float *adam_v;    // (n_floats)
+    uint8_t *do_wd;   // (n_floats) 1 on conv and linear weights
     float *run_mean;  // (n_bn_floats)
     float *run_var;   // (n_bn_floats)
 } exec_cpu_state_t;
 
-// Allocates zeroed state for net (running var 1, as PyTorch initialises it).
+// Allocates zeroed state for net in xresnet.h's layout (running var 1, as
+// PyTorch initialises it).
 void exec_cpu_state_init(exec_cpu_state_t *s, const xresnet_t *net);
 void exec_cpu_state_free(exec_cpu_state_t *s);
+// Copies in/out; only for state in xresnet.h's layout.
 void exec_cpu_state_write(exec_cpu_state_t *s, const exec_state_t *host);
 void exec_cpu_state_read(const exec_cpu_state_t *s, const exec_state_t *host);
 void exec_cpu_adam_step(exec_cpu_state_t *s, const adam_params_t *hp);

@@ -79,9 +79,14 @@ typedef struct {
     int free_after;  // storage slots: backward time after which the slot is free
 } s_slot_t;
 
+// A memory object whose buffer is known only at the end of planning: a slot,
+// or a parameter tensor (in the params or grads buffer) once the parameter
+// layout is settled.
 typedef struct {
     dnnl_memory_t mem;
-    int slot;
+    int slot;   // >= 0: this slot
+    int param;  // slot < 0: this parameter...
+    int which;  // ...in the params (0) or grads (1) buffer
 } s_deferred_t;
 
 typedef struct {
@@ -98,12 +103,11 @@ typedef struct {
 // What the backward pass needs from the forward planning of one op.
 typedef struct {
     dnnl_primitive_desc_t fwd_pd;  // hint for the backward descriptors
+    dnnl_alg_kind_t alg;           // conv: the forward's algorithm (direct or Winograd)
     dnnl_memory_t src;             // conv: the source as the forward primitive read it
     dnnl_memory_desc_t src_md;
-    dnnl_memory_t w_user;          // conv: weights in our layout (over params)
-    dnnl_memory_desc_t w_user_md;
-    dnnl_memory_t w_fwd;           // conv: weights in the forward primitive's layout
-    dnnl_memory_desc_t w_fwd_md;
+    dnnl_memory_t w_fwd;           // conv: the weights (the parameter itself)
+    dnnl_memory_desc_t w_fwd_md;   // the forward primitive's weights layout
     dnnl_memory_t ws;              // BN with ReLU, max pool: workspace
     dnnl_memory_t mean, var;       // BN: batch statistics (biased variance)
     float *mean_buf, *var_buf;     // (C)
@@ -123,7 +127,16 @@ typedef struct {
 struct exec_t {
     exec_config_t cfg;
     const xresnet_t *net;
+    // Parameters, gradients and Adam moments live in st's flat buffers in the
+    // executor's own layout: each conv weight in the layout its forward
+    // primitive reads (so neither the forward weights nor the weight
+    // gradients are reordered each step), the rest as in xresnet.h.
+    // State transfers convert from and to xresnet.h's layout.
     exec_cpu_state_t st;
+    dnnl_memory_desc_t *pmd;  // (n_params) current layout of each parameter
+    size_t *poff;             // (n_params) its offset in st's buffers
+    dnnl_memory_desc_t *want; // (n_params) the layout the plan binds it with
+    bool *want_set;           // (n_params)
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     bool w_dirty;  // params changed since the weight reorders last ran
@@ -188,7 +201,23 @@ static dnnl_memory_t s_mem_slot(exec_t *e, const dnnl_memory_desc_t *md, int slo
     dnnl_memory_t m = s_mem(e, md, DNNL_MEMORY_NONE);
     size_t bytes = dnnl_memory_desc_get_size(md);
     if (e->slots[slot].bytes < bytes) e->slots[slot].bytes = bytes;
-    s_deferred_t d = {m, slot};
+    s_deferred_t d = {m, slot, -1, 0};
+    S_PUSH(e->deferred, e->n_deferred, e->cap_deferred, d);
+    return m;
+}
+
+// A memory object over parameter t in the params (which 0) or grads (1)
+// buffer. The first binding of a parameter fixes its layout in the plan.
+static dnnl_memory_t s_mem_param(exec_t *e, const dnnl_memory_desc_t *md, int t, int which)
+{
+    if (!e->want_set[t]) {
+        e->want[t] = *md;
+        e->want_set[t] = true;
+    }
+    NF_CHECK(dnnl_memory_desc_equal(md, &e->want[t]), "parameter %s bound in two layouts",
+             e->net->params[t].name);
+    dnnl_memory_t m = s_mem(e, md, DNNL_MEMORY_NONE);
+    s_deferred_t d = {m, -1, t, which};
     S_PUSH(e->deferred, e->n_deferred, e->cap_deferred, d);
     return m;
 }
@@ -484,31 +513,73 @@ static void s_conv_geometry(exec_t *e, const xresnet_op_t *op, dnnl_dims_t src, 
     pr[1] = (dnnl_dim_t)(so->w - 1) * op->stride + op->k - si->w - op->pad;
 }
 
+typedef enum { S_CONV_FWD, S_CONV_BWD_D, S_CONV_BWD_W } s_conv_kind_t;
+
+// The convolution primitive descriptor of op i for one pass. Tries, best
+// first: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions when the config
+// asks for it (about twice the direct kernels' speed on AVX-512; see
+// docs/trainer.md for its accuracy), then the direct algorithm; for each,
+// the wanted layouts (no reorder around the primitive) then `any`. The first
+// non-reference implementation wins; if there is none, the direct one on
+// `any` is taken (and shows up in exec_onednn_impls).
+static dnnl_primitive_desc_t s_conv_pd(exec_t *e, int i, s_conv_kind_t kind,
+                                       const dnnl_memory_desc_t *src,
+                                       const dnnl_memory_desc_t *wt,
+                                       const dnnl_memory_desc_t *dst, const char *what)
+{
+    const xresnet_op_t *op = &e->net->ops[i];
+    s_op_t *r = &e->ops[i];
+    dnnl_dims_t sd, wd, dd, st, pl, pr;
+    s_conv_geometry(e, op, sd, wd, dd, st, pl, pr);
+    dnnl_memory_desc_t any[3] = {s_md(4, sd, dnnl_format_tag_any),
+                                 s_md(4, wd, dnnl_format_tag_any),
+                                 s_md(4, dd, dnnl_format_tag_any)};
+    dnnl_alg_kind_t algs[2];
+    int n_algs = 0;
+    if (e->cfg.winograd && op->k == 3 && op->stride == 1)
+        algs[n_algs++] = dnnl_convolution_winograd;
+    algs[n_algs++] = dnnl_convolution_direct;
+    for (int a = 0; a <= n_algs; a++) {
+        bool last = a == n_algs;  // the last resort: direct on any
+        dnnl_alg_kind_t alg = last ? dnnl_convolution_direct : algs[a];
+        const_dnnl_primitive_desc_t hint =
+            kind == S_CONV_FWD || alg != r->alg ? NULL : r->fwd_pd;
+        for (int lay = last ? 1 : 0; lay < 2; lay++) {
+            const dnnl_memory_desc_t *s_ = lay ? &any[0] : src, *w_ = lay ? &any[1] : wt,
+                                     *d_ = lay ? &any[2] : dst;
+            dnnl_convolution_desc_t cd;
+            if (kind == S_CONV_FWD)
+                S_DNNL(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, s_,
+                                                          w_, NULL, d_, st, pl, pr));
+            else if (kind == S_CONV_BWD_D)
+                S_DNNL(dnnl_convolution_backward_data_desc_init(&cd, alg, s_, w_, d_, st, pl, pr));
+            else
+                S_DNNL(dnnl_convolution_backward_weights_desc_init(&cd, alg, s_, w_, NULL, d_,
+                                                                   st, pl, pr));
+            dnnl_primitive_desc_t pd =
+                last ? s_pd(e, &cd, NULL, hint, what) : s_pd_try(e, &cd, NULL, hint);
+            if (pd) {
+                if (kind == S_CONV_FWD) r->alg = alg;
+                return pd;
+            }
+        }
+    }
+    NF_CHECK(0, "unreachable");
+}
+
 static void s_plan_conv_fwd(exec_t *e, int i, const char *name)
 {
     const xresnet_op_t *op = &e->net->ops[i];
-    const xresnet_param_t *par = &e->net->params[op->param];
     s_op_t *r = &e->ops[i];
     s_value_t *in = &e->vals[op->in0], *out = &e->vals[op->out];
     dnnl_dims_t src, wt, dst, st, pl, pr;
     s_conv_geometry(e, op, src, wt, dst, st, pl, pr);
     dnnl_memory_desc_t w_any = s_md(4, wt, dnnl_format_tag_any);
-    dnnl_memory_desc_t src_any = s_md(4, src, dnnl_format_tag_any);
     dnnl_memory_desc_t dst_any = s_md(4, dst, dnnl_format_tag_any);
     char what[64];
-
-    // the producer's layout first (no reorder), then any
-    dnnl_convolution_desc_t cd;
-    S_DNNL(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                              &in->md, &w_any, NULL, &dst_any, st, pl, pr));
-    dnnl_primitive_desc_t pd = s_pd_try(e, &cd, NULL, NULL);
-    if (!pd) {
-        S_DNNL(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
-                                                  dnnl_convolution_direct, &src_any, &w_any,
-                                                  NULL, &dst_any, st, pl, pr));
-        snprintf(what, sizeof(what), "conv fwd %s", name);
-        pd = s_pd(e, &cd, NULL, NULL, what);
-    }
+    // the source in the producer's layout if possible (no reorder)
+    snprintf(what, sizeof(what), "conv fwd %s", name);
+    dnnl_primitive_desc_t pd = s_conv_pd(e, i, S_CONV_FWD, &in->md, &w_any, &dst_any, what);
     r->fwd_pd = pd;
     r->src_md = *s_q(pd, dnnl_query_src_md, 0);
     r->src = in->mem;
@@ -523,16 +594,9 @@ static void s_plan_conv_fwd(exec_t *e, int i, const char *name)
     out->md = *s_q(pd, dnnl_query_dst_md, 0);
     out->mem = s_mem_new(e, &out->md, &out->data);
 
-    // weights: ours are (C_out, KH, KW, C_in) = oneDNN's ohwi
-    r->w_user_md = s_md(4, wt, dnnl_ohwi);
-    r->w_user = s_mem(e, &r->w_user_md, e->st.params + par->offset);
+    // the weight parameter is kept in the forward primitive's layout
     r->w_fwd_md = *s_q(pd, dnnl_query_weights_md, 0);
-    r->w_fwd = r->w_user;
-    if (!s_md_eq(&r->w_fwd_md, &r->w_user_md)) {
-        r->w_fwd = s_mem_new(e, &r->w_fwd_md, NULL);
-        snprintf(what, sizeof(what), "reorder weights %s", name);
-        s_emit_reorder(e, &e->wprog, r->w_user, &r->w_user_md, r->w_fwd, &r->w_fwd_md, what);
-    }
+    r->w_fwd = s_mem_param(e, &r->w_fwd_md, op->param, 0);
     snprintf(what, sizeof(what), "conv fwd %s", name);
     dnnl_primitive_t prim = s_prim(e, pd, what);
     dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, r->src}, {DNNL_ARG_WEIGHTS, r->w_fwd},
@@ -544,7 +608,6 @@ static void s_plan_conv_fwd(exec_t *e, int i, const char *name)
 static void s_plan_bn_fwd(exec_t *e, int i, const char *name)
 {
     const xresnet_op_t *op = &e->net->ops[i];
-    const xresnet_param_t *pw = &e->net->params[op->param], *pb = &e->net->params[op->param + 1];
     const xresnet_bn_t *bn = &e->net->bns[op->bn];
     s_op_t *r = &e->ops[i];
     s_value_t *in = &e->vals[op->in0], *out = &e->vals[op->out];
@@ -563,8 +626,8 @@ static void s_plan_bn_fwd(exec_t *e, int i, const char *name)
     dnnl_memory_desc_t vec = s_md(1, c, dnnl_a);
     r->mean = s_mem_new(e, &vec, &r->mean_buf);
     r->var = s_mem_new(e, &vec, &r->var_buf);
-    r->scale = s_mem(e, &vec, e->st.params + pw->offset);
-    r->shift = s_mem(e, &vec, e->st.params + pb->offset);
+    r->scale = s_mem_param(e, &vec, op->param, 0);
+    r->shift = s_mem_param(e, &vec, op->param + 1, 0);
     if (op->relu) r->ws = s_mem_new(e, s_q(pd, dnnl_query_workspace_md, 0), NULL);
     dnnl_primitive_t prim = s_prim(e, pd, what);
     dnnl_exec_arg_t a[S_MAX_ARGS] = {{DNNL_ARG_SRC, in->mem},      {DNNL_ARG_DST, out->mem},
@@ -718,7 +781,6 @@ static void s_plan_dropout_fwd(exec_t *e, int i)
 static void s_plan_linear_fwd(exec_t *e, int i, const char *name)
 {
     const xresnet_op_t *op = &e->net->ops[i];
-    const xresnet_param_t *pw = &e->net->params[op->param], *pb = &e->net->params[op->param + 1];
     s_op_t *r = &e->ops[i];
     s_value_t *in = &e->vals[op->in0], *out = &e->vals[op->out];
     dnnl_dim_t wd[2] = {op->c_out, op->c_in}, bd_[1] = {op->c_out}, dd[2] = {e->n, op->c_out};
@@ -732,8 +794,8 @@ static void s_plan_linear_fwd(exec_t *e, int i, const char *name)
     dnnl_primitive_desc_t pd = s_pd(e, &d, NULL, NULL, what);
     r->fwd_pd = pd;
     NF_CHECK(s_md_eq(s_q(pd, dnnl_query_weights_md, 0), &wmd), "linear weights layout");
-    r->scale = s_mem(e, &wmd, e->st.params + pw->offset);  // the weight
-    r->shift = s_mem(e, &bmd, e->st.params + pb->offset);  // the bias
+    r->scale = s_mem_param(e, &wmd, op->param, 0);      // the weight
+    r->shift = s_mem_param(e, &bmd, op->param + 1, 0);  // the bias
     out->mem = s_mem(e, &out->md, e->logits);
     out->data = e->logits;
     dnnl_primitive_t prim = s_prim(e, pd, what);
@@ -825,29 +887,18 @@ static void s_plan_storages(exec_t *e)
 static void s_plan_conv_bwd(exec_t *e, int i, const char *name)
 {
     const xresnet_op_t *op = &e->net->ops[i];
-    const xresnet_param_t *par = &e->net->params[op->param];
     s_op_t *r = &e->ops[i];
     s_value_t *out = &e->vals[op->out];
     dnnl_dims_t src, wt, dst, st, pl, pr;
     s_conv_geometry(e, op, src, wt, dst, st, pl, pr);
     dnnl_memory_desc_t w_any = s_md(4, wt, dnnl_format_tag_any);
-    dnnl_memory_desc_t src_any = s_md(4, src, dnnl_format_tag_any);
-    dnnl_memory_desc_t dst_any = s_md(4, dst, dnnl_format_tag_any);
     char what[64];
-    dnnl_convolution_desc_t cd;
 
-    // weights gradient: the forward's source layout and the output gradient's
-    // layout first, else any (with reorders)
-    S_DNNL(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &r->src_md,
-                                                       &w_any, NULL, &out->md, st, pl, pr));
-    dnnl_primitive_desc_t pd = s_pd_try(e, &cd, NULL, r->fwd_pd);
-    if (!pd) {
-        S_DNNL(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,
-                                                           &src_any, &w_any, NULL, &dst_any, st,
-                                                           pl, pr));
-        snprintf(what, sizeof(what), "conv bwd-w %s", name);
-        pd = s_pd(e, &cd, NULL, r->fwd_pd, what);
-    }
+    // weights gradient: the forward's source layout, the output gradient's
+    // layout and the weight's own layout if possible (no reorders)
+    snprintf(what, sizeof(what), "conv bwd-w %s", name);
+    dnnl_primitive_desc_t pd =
+        s_conv_pd(e, i, S_CONV_BWD_W, &r->src_md, &r->w_fwd_md, &out->md, what);
     dnnl_memory_t bsrc = r->src, bdy = out->dmem;
     const dnnl_memory_desc_t *md = s_q(pd, dnnl_query_src_md, 0);
     if (!s_md_eq(md, &r->src_md)) {
@@ -862,37 +913,30 @@ static void s_plan_conv_bwd(exec_t *e, int i, const char *name)
         s_emit_reorder(e, &e->bwd, out->dmem, &out->md, bdy, md, what);
     }
     const dnnl_memory_desc_t *dw_md = s_q(pd, dnnl_query_diff_weights_md, 0);
-    dnnl_memory_t dw_user = s_mem(e, &r->w_user_md, e->st.grads + par->offset);
-    dnnl_memory_t dw = s_md_eq(dw_md, &r->w_user_md) ? dw_user : s_mem_new(e, dw_md, NULL);
+    dnnl_memory_t dw_param = s_mem_param(e, &r->w_fwd_md, op->param, 1);
+    dnnl_memory_t dw = s_md_eq(dw_md, &r->w_fwd_md) ? dw_param : s_mem_new(e, dw_md, NULL);
     snprintf(what, sizeof(what), "conv bwd-w %s", name);
     dnnl_primitive_t prim = s_prim(e, pd, what);
     dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, bsrc}, {DNNL_ARG_DIFF_DST, bdy},
                             {DNNL_ARG_DIFF_WEIGHTS, dw}};
     s_emit(e, &e->bwd, prim, 3, a);
-    if (dw != dw_user) {
+    if (dw != dw_param) {
         snprintf(what, sizeof(what), "reorder dweights %s", name);
-        s_emit_reorder(e, &e->bwd, dw, dw_md, dw_user, &r->w_user_md, what);
+        s_emit_reorder(e, &e->bwd, dw, dw_md, dw_param, &r->w_fwd_md, what);
     }
 
     if (op->in0 == 0) return;  // the image needs no gradient
 
     // data gradient
     s_value_t *in = &e->vals[op->in0];
-    S_DNNL(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &in->md, &w_any,
-                                                    &out->md, st, pl, pr));
-    pd = s_pd_try(e, &cd, NULL, r->fwd_pd);
-    if (!pd) {
-        S_DNNL(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src_any,
-                                                        &w_any, &dst_any, st, pl, pr));
-        snprintf(what, sizeof(what), "conv bwd-d %s", name);
-        pd = s_pd(e, &cd, NULL, r->fwd_pd, what);
-    }
+    snprintf(what, sizeof(what), "conv bwd-d %s", name);
+    pd = s_conv_pd(e, i, S_CONV_BWD_D, &in->md, &w_any, &out->md, what);
     const dnnl_memory_desc_t *wb_md = s_q(pd, dnnl_query_weights_md, 0);
     dnnl_memory_t wb = r->w_fwd;
     if (!s_md_eq(wb_md, &r->w_fwd_md)) {
         wb = s_mem_new(e, wb_md, NULL);
         snprintf(what, sizeof(what), "reorder bwd weights %s", name);
-        s_emit_reorder(e, &e->wprog, r->w_user, &r->w_user_md, wb, wb_md, what);
+        s_emit_reorder(e, &e->wprog, r->w_fwd, &r->w_fwd_md, wb, wb_md, what);
     }
     bdy = out->dmem;
     md = s_q(pd, dnnl_query_diff_dst_md, 0);
@@ -913,7 +957,6 @@ static void s_plan_conv_bwd(exec_t *e, int i, const char *name)
 static void s_plan_bn_bwd(exec_t *e, int i, const char *name)
 {
     const xresnet_op_t *op = &e->net->ops[i];
-    const xresnet_param_t *pw = &e->net->params[op->param], *pb = &e->net->params[op->param + 1];
     const xresnet_bn_t *bn = &e->net->bns[op->bn];
     s_op_t *r = &e->ops[i];
     s_value_t *in = &e->vals[op->in0], *out = &e->vals[op->out];
@@ -926,8 +969,8 @@ static void s_plan_bn_bwd(exec_t *e, int i, const char *name)
     dnnl_primitive_desc_t pd = s_pd(e, &bd, NULL, r->fwd_pd, what);
     dnnl_dim_t c[1] = {bn->c};
     dnnl_memory_desc_t vec = s_md(1, c, dnnl_a);
-    dnnl_memory_t dscale = s_mem(e, &vec, e->st.grads + pw->offset);
-    dnnl_memory_t dshift = s_mem(e, &vec, e->st.grads + pb->offset);
+    dnnl_memory_t dscale = s_mem_param(e, &vec, op->param, 1);
+    dnnl_memory_t dshift = s_mem_param(e, &vec, op->param + 1, 1);
     s_contrib_t ct = s_contrib_begin(e, op->in0, i, s_q(pd, dnnl_query_diff_src_md, 0));
     dnnl_primitive_t prim = s_prim(e, pd, what);
     dnnl_exec_arg_t a[S_MAX_ARGS] = {
@@ -1019,7 +1062,6 @@ static void s_plan_dropout_bwd(exec_t *e, int i)
 static void s_plan_linear_bwd(exec_t *e, int i, const char *name)
 {
     const xresnet_op_t *op = &e->net->ops[i];
-    const xresnet_param_t *pw = &e->net->params[op->param], *pb = &e->net->params[op->param + 1];
     s_op_t *r = &e->ops[i];
     s_value_t *in = &e->vals[op->in0], *out = &e->vals[op->out];
     dnnl_dim_t wd[2] = {op->c_out, op->c_in}, bd_[1] = {op->c_out};
@@ -1029,8 +1071,8 @@ static void s_plan_linear_bwd(exec_t *e, int i, const char *name)
     S_DNNL(dnnl_inner_product_backward_weights_desc_init(&d, &in->md, &wmd, &bmd, &out->md));
     snprintf(what, sizeof(what), "linear bwd-w %s", name);
     dnnl_primitive_desc_t pd = s_pd(e, &d, NULL, r->fwd_pd, what);
-    dnnl_memory_t dw = s_mem(e, &wmd, e->st.grads + pw->offset);
-    dnnl_memory_t db = s_mem(e, &bmd, e->st.grads + pb->offset);
+    dnnl_memory_t dw = s_mem_param(e, &wmd, op->param, 1);
+    dnnl_memory_t db = s_mem_param(e, &bmd, op->param + 1, 1);
     dnnl_primitive_t prim = s_prim(e, pd, what);
     dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, in->mem},
                             {DNNL_ARG_DIFF_DST, out->dmem},
@@ -1072,16 +1114,120 @@ static void s_plan_free(exec_t *e)
     e->n = e->h = e->w = 0;
 }
 
-// Allocates every slot and points the deferred memory objects at them.
+// ---------------------------------------------------------------------------
+// parameter layouts
+
+// xresnet.h's layout of parameter t.
+static dnnl_memory_desc_t s_canon_md(const exec_t *e, int t)
+{
+    const xresnet_param_t *p = &e->net->params[t];
+    if (p->kind == XRESNET_PARAM_CONV_W) {
+        dnnl_dim_t d[4] = {p->shape[0], p->shape[3], p->shape[1], p->shape[2]};  // O, I, KH, KW
+        return s_md(4, d, dnnl_ohwi);
+    }
+    if (p->kind == XRESNET_PARAM_LINEAR_W) {
+        dnnl_dim_t d[2] = {p->shape[0], p->shape[1]};
+        return s_md(2, d, dnnl_oi);
+    }
+    dnnl_dim_t d[1] = {(dnnl_dim_t)p->numel};
+    return s_md(1, d, dnnl_a);
+}
+
+// dst = src converted between layouts, now (set-up and state transfers only).
+static void s_reorder_now(exec_t *e, const dnnl_memory_desc_t *src_md, const float *src,
+                          const dnnl_memory_desc_t *dst_md, float *dst)
+{
+    if (s_md_eq(src_md, dst_md)) {
+        memcpy(dst, src, dnnl_memory_desc_get_size(src_md));
+        return;
+    }
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t ms, md;
+    S_DNNL(dnnl_reorder_primitive_desc_create(&pd, src_md, e->eng, dst_md, e->eng, NULL));
+    S_DNNL(dnnl_primitive_create(&prim, pd));
+    S_DNNL(dnnl_memory_create(&ms, src_md, e->eng, (void *)src));
+    S_DNNL(dnnl_memory_create(&md, dst_md, e->eng, dst));
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+    S_DNNL(dnnl_primitive_execute(prim, e->strm, 2, a));
+    S_DNNL(dnnl_stream_wait(e->strm));
+    S_DNNL(dnnl_memory_destroy(ms));
+    S_DNNL(dnnl_memory_destroy(md));
+    S_DNNL(dnnl_primitive_destroy(prim));
+    S_DNNL(dnnl_primitive_desc_destroy(pd));
+}
+
+static size_t s_floats16(const dnnl_memory_desc_t *md)
+{
+    return (dnnl_memory_desc_get_size(md) / sizeof(float) + 15) / 16 * 16;
+}
+
+static float *s_zero_floats(size_t n)
+{
+    float *p = nf_xaligned((n ? n : 1) * sizeof(float));
+    memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+// Moves the weights and Adam moments into the layouts the new plan binds
+// (normally once, at the first plan; again only if a new batch shape makes
+// oneDNN choose other weight layouts).
+static void s_relayout(exec_t *e)
+{
+    const xresnet_t *net = e->net;
+    bool same = true;
+    for (int t = 0; t < net->n_params; t++) {
+        NF_CHECK(e->want_set[t], "parameter %s is not bound by the plan", net->params[t].name);
+        same = same && s_md_eq(&e->want[t], &e->pmd[t]);
+    }
+    if (same) return;
+    size_t *off = nf_xmalloc((size_t)net->n_params * sizeof(size_t)), n = 0;
+    for (int t = 0; t < net->n_params; t++) {
+        off[t] = n;
+        n += s_floats16(&e->want[t]);
+    }
+    exec_cpu_state_t *st = &e->st;
+    float *params = s_zero_floats(n), *m = s_zero_floats(n), *v = s_zero_floats(n);
+    uint8_t *do_wd = nf_xcalloc(n ? n : 1, 1);
+    for (int t = 0; t < net->n_params; t++) {
+        s_reorder_now(e, &e->pmd[t], st->params + e->poff[t], &e->want[t], params + off[t]);
+        s_reorder_now(e, &e->pmd[t], st->adam_m + e->poff[t], &e->want[t], m + off[t]);
+        s_reorder_now(e, &e->pmd[t], st->adam_v + e->poff[t], &e->want[t], v + off[t]);
+        // padding elements of a blocked layout stay 0 under Adam whatever the mask
+        if (net->params[t].do_wd) memset(do_wd + off[t], 1, s_floats16(&e->want[t]));
+        e->pmd[t] = e->want[t];
+    }
+    free(st->params);
+    free(st->adam_m);
+    free(st->adam_v);
+    free(st->grads);
+    free(st->do_wd);
+    free(e->poff);
+    st->params = params;
+    st->adam_m = m;
+    st->adam_v = v;
+    st->grads = s_zero_floats(n);
+    st->do_wd = do_wd;
+    st->n_floats = n;
+    e->poff = off;
+}
+
+// Settles the parameter layout, allocates every slot and points the
+// deferred memory objects at their buffers.
 static void s_finalize(exec_t *e)
 {
+    s_relayout(e);
     for (int k = 0; k < e->n_slots; k++) {
         size_t bytes = e->slots[k].bytes ? e->slots[k].bytes : 64;
         e->slots[k].ptr = nf_xaligned(bytes);
         memset(e->slots[k].ptr, 0, bytes);
     }
-    for (int i = 0; i < e->n_deferred; i++)
-        S_DNNL(dnnl_memory_set_data_handle(e->deferred[i].mem, e->slots[e->deferred[i].slot].ptr));
+    for (int i = 0; i < e->n_deferred; i++) {
+        const s_deferred_t *d = &e->deferred[i];
+        float *ptr = d->slot >= 0 ? e->slots[d->slot].ptr
+                                  : (d->which ? e->st.grads : e->st.params) + e->poff[d->param];
+        S_DNNL(dnnl_memory_set_data_handle(d->mem, ptr));
+    }
 }
 
 // The module key of op i (fastai's names) for primitive descriptions.
@@ -1110,6 +1256,7 @@ static int s_plan(exec_t *e, int n, int h, int w)
     s_plan_free(e);
     e->n = n, e->h = h, e->w = w;
     e->shapes = shapes;
+    for (int t = 0; t < net->n_params; t++) e->want_set[t] = false;
     e->vals = nf_xcalloc((size_t)net->n_values, sizeof(*e->vals));
     e->ops = nf_xcalloc((size_t)net->n_ops, sizeof(*e->ops));
     for (int v = 0; v < net->n_values; v++) {
@@ -1212,6 +1359,15 @@ static exec_t *s_create(const exec_config_t *cfg)
     exec_cpu_state_init(&e->st, cfg->net);
     S_DNNL(dnnl_engine_create(&e->eng, dnnl_cpu, 0));
     S_DNNL(dnnl_stream_create(&e->strm, e->eng, dnnl_stream_default_flags));
+    int np = e->net->n_params;
+    e->pmd = nf_xcalloc((size_t)np, sizeof(*e->pmd));
+    e->poff = nf_xcalloc((size_t)np, sizeof(*e->poff));
+    e->want = nf_xcalloc((size_t)np, sizeof(*e->want));
+    e->want_set = nf_xcalloc((size_t)np, sizeof(*e->want_set));
+    for (int t = 0; t < np; t++) {
+        e->pmd[t] = s_canon_md(e, t);
+        e->poff[t] = e->net->params[t].offset;
+    }
     return e;
 }
 
@@ -1234,17 +1390,48 @@ static void s_destroy(exec_t **self_p)
     dnnl_stream_destroy(e->strm);
     dnnl_engine_destroy(e->eng);
     exec_cpu_state_free(&e->st);
+    free(e->pmd);
+    free(e->poff);
+    free(e->want);
+    free(e->want_set);
     free(e);
     *self_p = NULL;
 }
 
+// Converts every parameter-shaped buffer between xresnet.h's layout (host)
+// and ours (st); to_host picks the direction.
+static void s_transfer(exec_t *e, float *host, float *ours, bool to_host)
+{
+    for (int t = 0; t < e->net->n_params; t++) {
+        dnnl_memory_desc_t canon = s_canon_md(e, t);
+        float *h = host + e->net->params[t].offset, *o = ours + e->poff[t];
+        if (to_host)
+            s_reorder_now(e, &e->pmd[t], o, &canon, h);
+        else
+            s_reorder_now(e, &canon, h, &e->pmd[t], o);
+    }
+}
+
 static void s_state_write(exec_t *e, const exec_state_t *host)
 {
-    exec_cpu_state_write(&e->st, host);
+    if (host->params) s_transfer(e, host->params, e->st.params, false);
+    if (host->adam_m) s_transfer(e, host->adam_m, e->st.adam_m, false);
+    if (host->adam_v) s_transfer(e, host->adam_v, e->st.adam_v, false);
+    size_t nb = e->net->n_bn_floats * sizeof(float);
+    if (host->run_mean) memcpy(e->st.run_mean, host->run_mean, nb);
+    if (host->run_var) memcpy(e->st.run_var, host->run_var, nb);
     e->w_dirty = true;
 }
 
-static void s_state_read(exec_t *e, const exec_state_t *host) { exec_cpu_state_read(&e->st, host); }
+static void s_state_read(exec_t *e, const exec_state_t *host)
+{
+    if (host->params) s_transfer(e, host->params, e->st.params, true);
+    if (host->adam_m) s_transfer(e, host->adam_m, e->st.adam_m, true);
+    if (host->adam_v) s_transfer(e, host->adam_v, e->st.adam_v, true);
+    size_t nb = e->net->n_bn_floats * sizeof(float);
+    if (host->run_mean) memcpy(host->run_mean, e->st.run_mean, nb);
+    if (host->run_var) memcpy(host->run_var, e->st.run_var, nb);
+}
 
 static void s_forward(exec_t *e, const exec_forward_t *args, float *logits)
 {
@@ -1273,7 +1460,8 @@ static void s_backward(exec_t *e, const float *dlogits)
 
 static void s_grads_read(exec_t *e, float *grads)
 {
-    memcpy(grads, e->st.grads, e->net->n_param_floats * sizeof(float));
+    memset(grads, 0, e->net->n_param_floats * sizeof(float));  // alignment gaps
+    s_transfer(e, grads, e->st.grads, true);
 }
 
 static void s_adam_step(exec_t *e, const adam_params_t *hp)
