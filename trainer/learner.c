@@ -237,9 +237,16 @@ void learner_fit_begin(learner_t *l, const sched_t *s)
     recorder_smooth_reset(&l->prog.smooth);
 }
 
+void learner_set_ls_eps(learner_t *l, float ls_eps)
+{
+    NF_CHECK(ls_eps >= 0.0f && ls_eps < 1.0f, "label smoothing eps %g", (double)ls_eps);
+    l->cfg.ls_eps = ls_eps;
+}
+
 // ---------------------------------------------------------------------------
 // accessors
 
+const float *learner_logits(const learner_t *l) { return l->logits; }
 const xresnet_t *learner_net(const learner_t *l) { return l->net; }
 const learner_config_t *learner_config(const learner_t *l) { return &l->cfg; }
 learner_progress_t learner_progress(const learner_t *l) { return l->prog; }

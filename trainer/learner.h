@@ -113,6 +113,10 @@ void learner_set_hypers(learner_t *l, double lr, double mom);
 void learner_fit_begin(learner_t *l, const sched_t *s);
 // fastai's clear_state(): zero Adam's moments and step.
 void learner_reset_opt(learner_t *l);
+// Changes the label-smoothing eps of the loss (0 = cross-entropy).
+void learner_set_ls_eps(learner_t *l, float ls_eps);
+// The (N, n_out) logits of the last train or eval forward (valid until the next).
+const float *learner_logits(const learner_t *l);
 
 // Accessors.
 const xresnet_t *learner_net(const learner_t *l);
