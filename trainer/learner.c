@@ -140,11 +140,15 @@ static int s_check_batch(learner_t *l, const learner_batch_t *b, bool train)
     for (int i = 0; i < b->n; i++) {
         bool bad = b->y[i] < 0 || b->y[i] >= l->cfg.n_out;
         if (train && b->y_mix)
-            bad = bad || b->y_mix[i] < 0 || b->y_mix[i] >= l->cfg.n_out ||
-                  !(b->lam[i] >= 0.0f && b->lam[i] <= 1.0f);
+            bad = bad || b->y_mix[i] < 0 || b->y_mix[i] >= l->cfg.n_out;
         if (bad) {
-            nf_log_error("learner: sample %d of the batch has label %d (n_out %d)", i, b->y[i],
-                         l->cfg.n_out);
+            nf_log_error("learner: sample %d of the batch has label %d / partner %d (n_out %d)",
+                         i, b->y[i], train && b->y_mix ? b->y_mix[i] : -1, l->cfg.n_out);
+            return -1;
+        }
+        if (train && b->lam && !(b->lam[i] >= 0.0f && b->lam[i] <= 1.0f)) {
+            nf_log_error("learner: sample %d of the batch has Mixup weight %g", i,
+                         (double)b->lam[i]);
             return -1;
         }
     }

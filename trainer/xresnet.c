@@ -286,6 +286,10 @@ int xresnet_shapes(const xresnet_t *net, int h, int w, xresnet_shape_t *shapes)
         case XRESNET_OP_MAXPOOL:
         case XRESNET_OP_AVGPOOL: {
             bool ceil_mode = op->kind == XRESNET_OP_AVGPOOL;
+            // PyTorch also pools a 1x1 input with the 2x2 ceil-mode window; the
+            // kernels' pool2d requires the window to fit the padded input, so
+            // such tiny images (under ~17 px for xresnet) are refused here
+            if (s.h + 2 * op->pad < op->k || s.w + 2 * op->pad < op->k) return -1;
             s.h = s_pool_out(s.h, op->k, op->stride, op->pad, ceil_mode);
             s.w = s_pool_out(s.w, op->k, op->stride, op->pad, ceil_mode);
             break;

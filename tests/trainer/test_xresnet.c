@@ -148,7 +148,9 @@ static void test_summary(const char *arch, int bs, int size)
     free(want);
     FILE *null = fopen("/dev/null", "w");
     NF_CHECK(null, "fopen /dev/null");
-    T_CHECK(xresnet_summary(net, bs, 4, 4, null) == 0, "4 px still fits (1x1 at the end)");
+    T_CHECK(xresnet_summary(net, bs, 32, 32, null) == 0, "32 px fits (1x1 at the end)");
+    T_CHECK(xresnet_summary(net, bs, 16, 16, null) == -1, "16 px: the last shortcut pool "
+            "would see 1x1 (refused, see xresnet_shapes)");
     T_CHECK(xresnet_summary(net, bs, 0, 0, null) == -1, "0 px is refused");
     fclose(null);
     xresnet_destroy(&net);
