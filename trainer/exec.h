@@ -45,7 +45,6 @@ typedef struct {
     const xresnet_t *net;  // borrowed: must outlive the executor
     int threads;           // CPU threads for OpenMP/oneDNN (0 = leave the OpenMP default)
     int device;            // CUDA device ordinal
-    uint64_t seed;         // dropout masks: Philox(seed, NF_RNG_STREAM_DROPOUT, 0, index)
     bool winograd;         // onednn: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions
 } exec_config_t;
 
@@ -62,7 +61,8 @@ typedef struct {
 typedef struct {
     const float *x;          // (N, H, W, C_in) host fp32 images
     bool train;              // batch statistics + running-stat update, dropout active
-    uint64_t dropout_index;  // the step number: selects the dropout mask
+    uint64_t dropout_seed;   // dropout mask = Philox(seed, NF_RNG_STREAM_DROPOUT, index)
+    uint64_t dropout_index;  // the step number
 } exec_forward_t;
 
 typedef struct {

@@ -1444,7 +1444,8 @@ static void s_forward(exec_t *e, const exec_forward_t *args, float *logits)
         for (int i = 0; i < e->net->n_ops; i++)
             if (e->net->ops[i].kind == XRESNET_OP_DROPOUT)
                 exec_cpu_dropout_mask(e->ops[i].mask, s_count(e, e->net->ops[i].out),
-                                      e->net->cfg.dropout, e->cfg.seed, args->dropout_index);
+                                      e->net->cfg.dropout, args->dropout_seed,
+                                      args->dropout_index);
     S_DNNL(dnnl_memory_set_data_handle(e->x_mem, (void *)args->x));
     s_run(e, args->train ? &e->fwd_train : &e->fwd_eval);
     memcpy(logits, e->logits, (size_t)e->n * e->net->cfg.n_out * sizeof(float));

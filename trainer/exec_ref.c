@@ -206,7 +206,7 @@ static void s_forward(exec_t *e, const exec_forward_t *args, float *logits)
             size_t c = s_count(e, op->out);
             float *mask = e->aux[i];
             if (args->train && net->cfg.dropout > 0.0f)
-                exec_cpu_dropout_mask(mask, c, net->cfg.dropout, e->cfg.seed,
+                exec_cpu_dropout_mask(mask, c, net->cfg.dropout, args->dropout_seed,
                                       args->dropout_index);
             for (size_t k = 0; k < c; k++) y[k] = args->train ? x[k] * mask[k] : x[k];
             break;

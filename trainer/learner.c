@@ -65,7 +65,7 @@ learner_t *learner_new(const learner_config_t *cfg)
     xresnet_t *net = xresnet_new(&xc);
     if (!net) return NULL;
     exec_config_t ec = {.net = net, .threads = cfg->threads, .device = cfg->device,
-                        .seed = cfg->seed, .winograd = cfg->winograd};
+                        .winograd = cfg->winograd};
     exec_t *exec = be->create(&ec);
     if (!exec) {
         xresnet_destroy(&net);
@@ -88,6 +88,7 @@ learner_t *learner_new(const learner_config_t *cfg)
     }
     if (cfg->run_config_json) l->run_config_json = nf_xstrdup(cfg->run_config_json);
     l->cfg.run_config_json = l->run_config_json;
+    l->prog.seed = cfg->seed;
     l->prog.lr = cfg->lr;
     l->prog.mom = cfg->mom;
     l->prog.smooth = recorder_smooth_make(0.98);
@@ -172,7 +173,8 @@ int learner_train_step(learner_t *l, const learner_batch_t *b, float *loss_out)
         p->lr = sched_lr_at(&p->fit, pos);
         p->mom = sched_mom_at(&p->fit, pos);
     }
-    exec_forward_t fa = {.x = b->x, .train = true, .dropout_index = (uint64_t)p->step};
+    exec_forward_t fa = {.x = b->x, .train = true, .dropout_seed = p->seed,
+                         .dropout_index = (uint64_t)p->step};
     l->be->forward(l->exec, &fa, l->logits);
     xent_params_t xp = {.n = b->n, .c = l->cfg.n_out, .smoothing = l->cfg.ls_eps};
     float loss;

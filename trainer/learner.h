@@ -81,6 +81,7 @@ typedef struct {
 
 // Everything about a learner that is not a tensor; saved in checkpoints.
 typedef struct {
+    uint64_t seed;          // the run seed (weights were initialised from it; dropout masks)
     int64_t step;           // training steps ever taken
     int64_t bn_batches;     // BN num_batches_tracked (train forwards)
     int64_t adam_step;      // Adam's step count since the last state reset

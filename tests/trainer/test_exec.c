@@ -158,7 +158,7 @@ static void s_run_all(bool winograd)
     s_run_t runs[2] = {{.be = exec_backend(EXEC_ONEDNN)}, {.be = exec_backend(EXEC_REF)}};
     for (int k = 0; k < 2; k++) {
         s_run_t *r = &runs[k];
-        exec_config_t ec = {.net = net, .threads = 0, .seed = 1, .winograd = winograd};
+        exec_config_t ec = {.net = net, .threads = 0, .winograd = winograd};
         r->e = r->be->create(&ec);
         NF_CHECK(r->e, "create %s", r->be->name);
         exec_state_t st = {p0, rm0, rv0, NULL, NULL};
