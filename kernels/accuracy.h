@@ -27,6 +27,8 @@ void accuracy_cpu(int32_t *correct,       // (1)
                   const int32_t *target,  // (N)
                   const accuracy_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 // correct is a device pointer.

@@ -55,6 +55,8 @@ void adam_step_cpu(float *param,          // (count) in/out master weights
                    const uint8_t *do_wd,  // (count), or NULL (all)
                    const adam_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void adam_step_cuda(float *param, float *grad_avg, float *sqr_avg, uint16_t *param_bf16,

@@ -27,6 +27,8 @@ void adaptive_avgpool_backward_cpu(float *dx,        // (N, H, W, C), overwritte
                                    const float *dy,  // (N, C)
                                    const adaptive_avgpool_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void adaptive_avgpool_forward_cuda(void *y, const void *x, const adaptive_avgpool_params_t *p,

@@ -28,6 +28,8 @@ void add_forward_cpu(float *y,        // (count)
                      const float *b,  // (count)
                      const add_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void add_forward_cuda(void *y, const void *a, const void *b, const add_params_t *p,

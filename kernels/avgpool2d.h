@@ -28,6 +28,8 @@ void avgpool2d_backward_cpu(float *dx,        // (N, H, W, C), overwritten
                             const float *dy,  // (N, OH, OW, C)
                             const pool2d_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void avgpool2d_forward_cuda(void *y, const void *x, const pool2d_params_t *p, cuda_ctx_t *ctx);

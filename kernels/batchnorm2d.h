@@ -82,7 +82,8 @@ void batchnorm2d_backward_cpu(float *dx,                 // (N, H, W, C)
 // CUDA twin: cuDNN 9 legacy BatchNorm (CUDNN_BATCHNORM_SPATIAL, NHWC
 // descriptors; cuDNN updates the running variance with the unbiased batch
 // variance and saves 1/sqrt(var + eps), the same contract as above).
-// Data pointers are device pointers of `dtype`; the (C) vectors are fp32.
+// Same shapes as the CPU twins above. Data pointers are device pointers of
+// `dtype`; the (C) vectors are fp32 device pointers.
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 

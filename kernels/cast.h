@@ -24,6 +24,8 @@ void cast_bf16_to_f32_cpu(float *y,           // (count)
                           const uint16_t *x,  // (count)
                           const cast_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void cast_f32_to_bf16_cuda(uint16_t *y, const float *x, const cast_params_t *p,

@@ -14,7 +14,14 @@
 #ifndef NF_CUDA_CHECK_H
 #define NF_CUDA_CHECK_H
 
+// check.h has no C++ linkage guards of its own; the .cu files are C++.
+#ifdef __cplusplus
+extern "C" {
+#endif
 #include "check.h"
+#ifdef __cplusplus
+}
+#endif
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

@@ -40,9 +40,12 @@ typedef struct cuda_ctx_t {
     cuda_conv_cache_t *conv_cache;  // owned; built lazily by conv2d_*_cuda
 } cuda_ctx_t;
 
+// The smallest workspace a context holds: what cuBLAS(Lt) wants on Hopper.
+#define CUDA_CTX_MIN_WORKSPACE ((size_t)32 << 20)
+
 typedef struct {
     int device;              // device ordinal (0 for the first GPU)
-    size_t workspace_bytes;  // initial workspace (0 is fine; reserve later)
+    size_t workspace_bytes;  // initial workspace (at least CUDA_CTX_MIN_WORKSPACE)
 } cuda_ctx_config_t;
 
 // Number of usable CUDA devices; 0 when there is no driver or no device
@@ -62,6 +65,9 @@ void cuda_ctx_sync(cuda_ctx_t *ctx);
 
 // Synchronises the stream, frees everything, nulls *self_p. Accepts NULL.
 void cuda_ctx_destroy(cuda_ctx_t **self_p);
+
+// Frees conv2d.cu's plan cache (called by cuda_ctx_destroy). Accepts NULL.
+void cuda_conv_cache_destroy(cuda_conv_cache_t *cache);
 
 #ifdef __cplusplus
 }

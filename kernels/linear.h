@@ -41,7 +41,8 @@ void linear_backward_cpu(float *dx,        // (N, IN), or NULL
 
 // ---------------------------------------------------------------------------
 // CUDA twin: cuBLAS cublasGemmEx (fp32 compute; f32 pedantic math, bf16
-// tensor ops), own kernels for the bias and its gradient.
+// tensor ops), own kernels for the bias and its gradient. Same shapes as
+// above; device pointers, x/y/w/dx/dy/dw of `dtype`, b/db fp32.
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void linear_forward_cuda(void *y, const void *x, const void *w, const float *b,

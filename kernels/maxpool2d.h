@@ -30,6 +30,8 @@ void maxpool2d_backward_cpu(float *dx,              // (N, H, W, C), overwritten
                             const int32_t *argmax,  // (N, OH, OW, C) from forward
                             const pool2d_params_t *p);
 
+// CUDA twin: the same shapes as the CPU function(s) above, device pointers
+// (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void maxpool2d_forward_cuda(void *y, int32_t *argmax, const void *x, const pool2d_params_t *p,

@@ -44,7 +44,7 @@ void relu_backward_cpu(float *dx,        // (count), overwritten
                        const relu_params_t *p);
 
 // ---------------------------------------------------------------------------
-// CUDA twin (device pointers of `dtype`; vectorised own kernels)
+// CUDA twin: same shapes as above; device pointers of `dtype`; own grid-stride kernels
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void relu_forward_cuda(void *y, const void *x, const relu_params_t *p, cuda_ctx_t *ctx);

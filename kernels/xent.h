@@ -64,7 +64,8 @@ void xent_softmax_cpu(float *probs,         // (N, C) fp32
 
 // ---------------------------------------------------------------------------
 // CUDA twin (own kernels; the mean is reduced in a fixed order, so it is
-// deterministic). Device pointers.
+// deterministic). Same shapes as above; device pointers, logits/dlogits of
+// `dtype`, the rest fp32 / int32.
 #ifdef HAVE_CUDA
 typedef struct cuda_ctx_t cuda_ctx_t;
 void xent_forward_cuda(float *loss, float *loss_per_sample, const void *logits,
