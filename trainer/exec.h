@@ -46,6 +46,7 @@ typedef struct {
     int threads;           // CPU threads for OpenMP/oneDNN (0 = leave the OpenMP default)
     int device;            // CUDA device ordinal
     bool winograd;         // onednn: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions
+    bool bf16;             // cuda: bf16 activations and weight copies (fp32 master weights)
 } exec_config_t;
 
 // Host views of the model state, each in xresnet.h's flat layout. NULL

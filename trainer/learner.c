@@ -65,7 +65,7 @@ learner_t *learner_new(const learner_config_t *cfg)
     xresnet_t *net = xresnet_new(&xc);
     if (!net) return NULL;
     exec_config_t ec = {.net = net, .threads = cfg->threads, .device = cfg->device,
-                        .winograd = cfg->winograd};
+                        .winograd = cfg->winograd, .bf16 = cfg->bf16};
     exec_t *exec = be->create(&ec);
     if (!exec) {
         xresnet_destroy(&net);

@@ -46,6 +46,7 @@ typedef struct {
     int device;         // CUDA device
     int bs, size;       // first plan (batch size, square image size); 0 = plan on first batch
     bool winograd;      // onednn: Winograd for 3x3 stride-1 convolutions (default on)
+    bool bf16;          // cuda: bf16 activations (fp32 master weights, BN and loss)
     uint64_t seed;      // weight init and dropout masks
     // loss: label-smoothing eps (0 = CrossEntropyLossFlat, 0.1 = fastai's LS default)
     float ls_eps;

@@ -1,6 +1,9 @@
 /*
- * test_exec.c: the onednn executor against the ref executor (the kernels'
- * plain-loop ops) on a small xresnet18 training step.
+ * test_exec.c: an executor against the ref executor (the kernels' plain-loop
+ * ops) on small xresnet18 training steps. `test_exec` checks onednn (ctest
+ * test_exec), `test_exec cuda` the CUDA executor (ctest test_exec_cuda,
+ * label gpu; skipped with the reason when the build has no CUDA or there is
+ * no usable GPU).
  *
  * Same weights (the golden pattern, so no BN weight is zero and every
  * gradient is non-trivial), same batch; asserts, per tensor, for: train
@@ -8,8 +11,9 @@
  * after the step, eval logits, and the weights after one fastai Adam step.
  * Then a second batch shape (re-plan, as progressive resizing does) and back.
  *
- * Run twice: with the direct convolution algorithm, and with Winograd
- * F(4x4, 3x3) for the 3x3 stride-1 convolutions (the onednn default).
+ * onednn runs twice: with the direct convolution algorithm, and with
+ * Winograd F(4x4, 3x3) for the 3x3 stride-1 convolutions (its default);
+ * cuda twice: fp32 storage, and bf16 storage with fp32 master weights.
  *
  * Tolerance: max |onednn - ref| <= TOL * max |ref| per tensor. Both are
  * fp32 with different summation orders (oneDNN blocks and vectorises its
@@ -17,7 +21,8 @@
  * over small batches amplifies relative differences. Direct: TOL 5e-4 for
  * gradients and 1e-4 for forward values (observed ~2e-5 and ~1e-6).
  * Winograd computes in a transformed domain with its own rounding: 5e-3 and
- * 1e-3 (observed ~2e-3 and ~1e-4). An actual layer bug gives O(1).
+ * 1e-3 (observed ~2e-3 and ~1e-4). CUDA fp32 as direct; bf16 keeps 8
+ * mantissa bits per activation: 3e-2 and 1e-1. An actual layer bug gives O(1).
  * Updated weights: see s_compare (Adam amplifies differences of tiny gradients).
  */
 #include "exec.h"
@@ -35,7 +40,8 @@
 typedef struct {
     double fwd, grad;
 } s_tol_t;
-static const s_tol_t S_TOL_DIRECT = {1e-4, 5e-4}, S_TOL_WINOGRAD = {1e-3, 5e-3};
+static const s_tol_t S_TOL_DIRECT = {1e-4, 5e-4}, S_TOL_WINOGRAD = {1e-3, 5e-3},
+                     S_TOL_BF16 = {3e-2, 1e-1};
 #define S_LR 1e-3
 
 typedef struct {
@@ -61,7 +67,7 @@ static bool s_close(const char *what, const float *got, const float *want, size_
 {
     double r = s_rel_err(got, want, n);
     if (worst && r > *worst) *worst = r;
-    return T_CHECK(r <= tol, "%s: max |onednn - ref| / max |ref| = %.3g > %.3g", what, r, tol);
+    return T_CHECK(r <= tol, "%s: max |got - ref| / max |ref| = %.3g > %.3g", what, r, tol);
 }
 
 static void s_step(s_run_t *r, const xresnet_t *net, const float *x, const int32_t *y, int n,
@@ -93,7 +99,7 @@ static void s_compare(const xresnet_t *net, s_run_t *a, s_run_t *b, int n, const
 {
     size_t no = (size_t)n * net->cfg.n_out;
     double worst_g = 0, worst_p = 0;
-    printf("%s: loss onednn %.7f ref %.7f\n", label, (double)a->loss, (double)b->loss);
+    printf("%s: loss %s %.7f ref %.7f\n", label, a->be->name, (double)a->loss, (double)b->loss);
     s_close("train logits", a->logits, b->logits, no, tol.fwd, NULL);
     T_NEAR(a->loss, b->loss, tol.fwd * fabs((double)b->loss));
     int bad = 0;
@@ -145,7 +151,8 @@ static void s_batch(float *x, int32_t *y, int n, int h, int w, uint32_t seed)
     for (int i = 0; i < n; i++) y[i] = (int32_t)nf_rng_below(&r, 10);
 }
 
-static void s_run_all(bool winograd)
+// mode: onednn 0 direct / 1 Winograd; cuda 0 fp32 / 1 bf16.
+static void s_run_all(exec_kind_t kind, int mode)
 {
     xresnet_config_t cfg = {.arch = "xresnet18", .n_out = 10, .c_in = 3, .dropout = 0.0f};
     xresnet_t *net = xresnet_new(&cfg);
@@ -155,11 +162,14 @@ static void s_run_all(bool winograd)
           *rv0 = nf_xmalloc(nb * sizeof(float));
     xresnet_init_pattern(net, p0, rm0, rv0);
 
-    s_run_t runs[2] = {{.be = exec_backend(EXEC_ONEDNN)}, {.be = exec_backend(EXEC_REF)}};
+    s_run_t runs[2] = {{.be = exec_backend(kind)}, {.be = exec_backend(EXEC_REF)}};
     for (int k = 0; k < 2; k++) {
         s_run_t *r = &runs[k];
-        exec_config_t ec = {.net = net, .threads = 0, .winograd = winograd};
+        bool tested = k == 0;
+        exec_config_t ec = {.net = net, .threads = 0, .winograd = tested && mode == 1,
+                            .bf16 = tested && mode == 1};
         r->e = r->be->create(&ec);
+        if (!r->e && kind == EXEC_CUDA) t_skip("no usable CUDA device for the cuda executor");
         NF_CHECK(r->e, "create %s", r->be->name);
         exec_state_t st = {p0, rm0, rv0, NULL, NULL};
         r->be->state_write(r->e, &st);
@@ -183,9 +193,11 @@ static void s_run_all(bool winograd)
         s_batch(x, y, n, h, w, (uint32_t)s);
         for (int k = 0; k < 2; k++) s_step(&runs[k], net, x, y, n, h, w);
         char label[64];
-        snprintf(label, sizeof(label), "%s step %zu (%d x %dx%d)",
-                 winograd ? "winograd" : "direct", s, n, h, w);
-        s_compare(net, &runs[0], &runs[1], n, label, winograd ? S_TOL_WINOGRAD : S_TOL_DIRECT);
+        const char *mode_name = kind == EXEC_CUDA ? (mode ? "cuda bf16" : "cuda fp32")
+                                                  : (mode ? "onednn winograd" : "onednn direct");
+        snprintf(label, sizeof(label), "%s step %zu (%d x %dx%d)", mode_name, s, n, h, w);
+        s_tol_t tol = mode == 0 ? S_TOL_DIRECT : kind == EXEC_CUDA ? S_TOL_BF16 : S_TOL_WINOGRAD;
+        s_compare(net, &runs[0], &runs[1], n, label, tol);
         // continue both from the same (ref) state so errors do not compound
         exec_state_t st = {runs[1].params, runs[1].rm, runs[1].rv, runs[1].m, runs[1].v};
         runs[0].be->state_write(runs[0].e, &st);
@@ -210,9 +222,15 @@ static void s_run_all(bool winograd)
     xresnet_destroy(&net);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    s_run_all(false);
-    s_run_all(true);
+    exec_kind_t kind = EXEC_ONEDNN;
+    if (argc > 1 && exec_kind_parse(argv[1], &kind) != 0) {
+        fprintf(stderr, "usage: test_exec [onednn|cuda]\n");
+        return 2;
+    }
+    if (!exec_backend(kind)) t_skip("this build has no %s executor (built without nvcc)", argv[1]);
+    s_run_all(kind, 0);
+    s_run_all(kind, 1);
     return t_done();
 }
