@@ -26,6 +26,9 @@ struct learner_t {
     int cap_n;           // rows of the logits buffers
     float *logits;       // (cap_n, n_out)
     float *dlogits;      // (cap_n, n_out)
+    int plan_n, plan_h, plan_w;  // the executor's current plan (0: none)
+    float *pad_x;        // (plan_n, H, W, 3) an eval batch padded to the plan's size
+    size_t pad_cap;      // floats
 };
 
 learner_config_t learner_default_config(const char *arch, int n_out)
@@ -103,9 +106,13 @@ learner_t *learner_new(const learner_config_t *cfg)
     free(params);
     free(rm);
     free(rv);
-    if (cfg->bs > 0 && cfg->size > 0 && be->plan(exec, cfg->bs, cfg->size, cfg->size) != 0) {
-        learner_destroy(&l);
-        return NULL;
+    if (cfg->bs > 0 && cfg->size > 0) {
+        if (be->plan(exec, cfg->bs, cfg->size, cfg->size) != 0) {
+            learner_destroy(&l);
+            return NULL;
+        }
+        l->plan_n = cfg->bs;
+        l->plan_h = l->plan_w = cfg->size;
     }
     return l;
 }
@@ -121,6 +128,7 @@ void learner_destroy(learner_t **self_p)
     free(l->run_config_json);
     free(l->logits);
     free(l->dlogits);
+    free(l->pad_x);
     free(l);
     *self_p = NULL;
 }
@@ -128,7 +136,8 @@ void learner_destroy(learner_t **self_p)
 // ---------------------------------------------------------------------------
 // steps
 
-static int s_check_batch(learner_t *l, const learner_batch_t *b, bool train)
+// Validates a batch from the outside world (nothing is planned or run).
+static int s_check_batch(const learner_t *l, const learner_batch_t *b, bool train)
 {
     if (!b->x || !b->y || b->n < 1 || b->h < 1 || b->w < 1) {
         nf_log_error("learner: empty or malformed batch (%d x %dx%d)", b->n, b->h, b->w);
@@ -153,20 +162,29 @@ static int s_check_batch(learner_t *l, const learner_batch_t *b, bool train)
             return -1;
         }
     }
-    if (l->be->plan(l->exec, b->n, b->h, b->w) != 0) return -1;
-    if (b->n > l->cap_n) {
-        l->cap_n = b->n;
+    return 0;
+}
+
+// Plans the executor for n images of h x w (free when unchanged).
+static int s_plan(learner_t *l, int n, int h, int w)
+{
+    if (l->be->plan(l->exec, n, h, w) != 0) return -1;
+    l->plan_n = n;
+    l->plan_h = h;
+    l->plan_w = w;
+    if (n > l->cap_n) {
+        l->cap_n = n;
         free(l->logits);
         free(l->dlogits);
-        l->logits = nf_xmalloc((size_t)b->n * l->cfg.n_out * sizeof(float));
-        l->dlogits = nf_xmalloc((size_t)b->n * l->cfg.n_out * sizeof(float));
+        l->logits = nf_xmalloc((size_t)n * l->cfg.n_out * sizeof(float));
+        l->dlogits = nf_xmalloc((size_t)n * l->cfg.n_out * sizeof(float));
     }
     return 0;
 }
 
 int learner_train_step(learner_t *l, const learner_batch_t *b, float *loss_out)
 {
-    if (s_check_batch(l, b, true) != 0) return -1;
+    if (s_check_batch(l, b, true) != 0 || s_plan(l, b->n, b->h, b->w) != 0) return -1;
     learner_progress_t *p = &l->prog;
     if (p->fit_active) {
         int pos = (int)p->fit_pos;
@@ -207,7 +225,25 @@ int learner_eval_batch(learner_t *l, const learner_batch_t *b, learner_eval_t *o
     plain.y_mix = NULL;
     plain.lam = NULL;
     if (s_check_batch(l, &plain, false) != 0) return -1;
-    exec_forward_t fa = {.x = b->x, .train = false};
+    // A smaller batch of the planned image size (the last validation batch)
+    // runs padded with zero images to the planned batch size instead of
+    // re-planning: in eval mode every sample is computed independently, so
+    // the real rows are the same.
+    const float *x = b->x;
+    if (b->n < l->plan_n && b->h == l->plan_h && b->w == l->plan_w) {
+        size_t per = (size_t)b->h * b->w * 3, need = (size_t)l->plan_n * per;
+        if (need > l->pad_cap) {
+            free(l->pad_x);
+            l->pad_x = nf_xaligned(need * sizeof(float));
+            l->pad_cap = need;
+        }
+        memcpy(l->pad_x, b->x, (size_t)b->n * per * sizeof(float));
+        memset(l->pad_x + (size_t)b->n * per, 0, (size_t)(l->plan_n - b->n) * per * sizeof(float));
+        x = l->pad_x;
+    } else if (s_plan(l, b->n, b->h, b->w) != 0) {
+        return -1;
+    }
+    exec_forward_t fa = {.x = x, .train = false};
     l->be->forward(l->exec, &fa, l->logits);
     xent_params_t xp = {.n = b->n, .c = l->cfg.n_out, .smoothing = l->cfg.ls_eps};
     xent_forward_cpu(&out->loss, NULL, l->logits, b->y, NULL, NULL, &xp);

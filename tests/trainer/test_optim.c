@@ -10,7 +10,9 @@
  * with the hand-set or scheduled lr/mom of that step; Adam state clears on
  * learner_reset_opt and at every fine_tune phase; a schedule drives lr/mom
  * batch by batch and ends after its last batch; bad batches (labels out of
- * range, Mixup weights outside [0, 1], empty, images too small) are refused.
+ * range, Mixup weights outside [0, 1], empty, images too small) are refused;
+ * evaluation gives probabilities, and a partial last batch (run padded to
+ * the planned size) gives the same logits as in a full batch.
  */
 #include "learner.h"
 #include "testlib.h"
@@ -188,6 +190,16 @@ int main(void)
         for (int k = 0; k < 10; k++) sum += probs[i * 10 + k];
         T_NEAR(sum, 1.0, 1e-5);
     }
+    // a smaller batch of the planned size runs padded (no re-plan) and gives
+    // the same rows
+    float full[3 * 10], part[2 * 10];
+    memcpy(full, learner_logits(l), sizeof(full));
+    learner_batch_t two = b;
+    two.n = 2;
+    learner_eval_t ev2 = {0};
+    T_CHECK(learner_eval_batch(l, &two, &ev2) == 0, "eval of a partial batch");
+    memcpy(part, learner_logits(l), sizeof(part));
+    T_CHECK(t_close_f32("partial-batch eval logits", part, full, 20, 1e-6, 1e-6), "padded eval");
 
     free(x);
     free(s.w0);
