@@ -61,7 +61,8 @@ struct exec_t {
     void *tmp;                // device, dtype: a gradient contribution being added
     float *stage;             // device fp32 staging for uploads (bf16 only)
     float *host_buf;          // host scratch: logits / dlogits / dropout features
-    size_t host_cap;          // floats
+    uint16_t *host_lp;        // host scratch for bf16 downloads
+    size_t host_cap;          // elements of each
 };
 
 static void *s_dalloc(size_t bytes)
@@ -201,8 +202,10 @@ static int s_plan(exec_t *e, int n, int h, int w)
     }
     if (host_need > e->host_cap) {
         free(e->host_buf);
+        free(e->host_lp);
         e->host_cap = host_need;
         e->host_buf = nf_xmalloc(host_need * sizeof(float));
+        e->host_lp = nf_xmalloc(host_need * sizeof(uint16_t));
     }
     return 0;
 }
@@ -232,12 +235,11 @@ static void s_download(exec_t *e, float *dst, const void *src, size_t count)
         cuda_ctx_sync(e->ctx);
         return;
     }
-    uint16_t *tmp = nf_xmalloc(count * sizeof(uint16_t));
-    CUDA_CHECK(cudaMemcpyAsync(tmp, src, count * sizeof(uint16_t), cudaMemcpyDeviceToHost,
+    NF_CHECK(count <= e->host_cap, "cuda: download of %zu elements", count);
+    CUDA_CHECK(cudaMemcpyAsync(e->host_lp, src, count * sizeof(uint16_t), cudaMemcpyDeviceToHost,
                                e->ctx->stream));
     cuda_ctx_sync(e->ctx);
-    for (size_t i = 0; i < count; i++) dst[i] = kdtype_bf16_to_f32(tmp[i]);
-    free(tmp);
+    for (size_t i = 0; i < count; i++) dst[i] = kdtype_bf16_to_f32(e->host_lp[i]);
 }
 
 // The head's dropout on the host: y = x * mask over the (N, C) features.
@@ -529,12 +531,17 @@ static exec_t *s_create(const exec_config_t *cfg)
         e->params_lp = s_dalloc(np * sizeof(uint16_t));
         e->grads_lp = s_dalloc(np * sizeof(uint16_t));
     }
-    // the host mask of decayed elements, and running var 1 (PyTorch's init)
-    exec_cpu_state_t host;
-    exec_cpu_state_init(&host, net);
-    CUDA_CHECK(cudaMemcpy(e->do_wd, host.do_wd, np, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(e->run_var, host.run_var, nb * sizeof(float), cudaMemcpyHostToDevice));
-    exec_cpu_state_free(&host);
+    // the mask of decayed elements (conv and linear weights), and running
+    // var 1 (PyTorch's init)
+    uint8_t *mask = nf_xcalloc(np ? np : 1, 1);
+    for (int t = 0; t < net->n_params; t++)
+        if (net->params[t].do_wd) memset(mask + net->params[t].offset, 1, net->params[t].numel);
+    float *ones = nf_xmalloc((nb ? nb : 1) * sizeof(float));
+    for (size_t i = 0; i < nb; i++) ones[i] = 1.0f;
+    CUDA_CHECK(cudaMemcpy(e->do_wd, mask, np, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(e->run_var, ones, nb * sizeof(float), cudaMemcpyHostToDevice));
+    free(mask);
+    free(ones);
     return e;
 }
 
@@ -553,6 +560,7 @@ static void s_destroy(exec_t **self_p)
     s_dfree(e->params_lp);
     s_dfree(e->grads_lp);
     free(e->host_buf);
+    free(e->host_lp);
     cuda_ctx_destroy(&e->ctx);
     free(e);
     *self_p = NULL;

@@ -31,6 +31,8 @@ struct learner_t {
     size_t pad_cap;      // floats
 };
 
+static int s_plan(learner_t *l, int n, int h, int w);
+
 learner_config_t learner_default_config(const char *arch, int n_out)
 {
     return (learner_config_t){.arch = arch,
@@ -106,13 +108,9 @@ learner_t *learner_new(const learner_config_t *cfg)
     free(params);
     free(rm);
     free(rv);
-    if (cfg->bs > 0 && cfg->size > 0) {
-        if (be->plan(exec, cfg->bs, cfg->size, cfg->size) != 0) {
-            learner_destroy(&l);
-            return NULL;
-        }
-        l->plan_n = cfg->bs;
-        l->plan_h = l->plan_w = cfg->size;
+    if (cfg->bs > 0 && cfg->size > 0 && s_plan(l, cfg->bs, cfg->size, cfg->size) != 0) {
+        learner_destroy(&l);
+        return NULL;
     }
     return l;
 }
