@@ -100,6 +100,8 @@ static char *s_progress_json(const learner_progress_t *p, const learner_config_t
     s_put_i(o, "fit_active", p->fit_active);
     s_put_i(o, "fit_index", p->fit_index);
     s_put_i(o, "fit_pos", p->fit_pos);
+    // informational (not read back): the epoch of the active fit, 0-based
+    s_put_i(o, "epoch", p->fit.n_iter > 0 ? p->fit_pos / p->fit.n_iter : 0);
     s_put_i(o, "sched_kind", p->fit.kind);
     s_put_i(o, "sched_n_epoch", p->fit.n_epoch);
     s_put_i(o, "sched_n_iter", p->fit.n_iter);
