@@ -64,7 +64,8 @@ static char *s_float_array(const float *v, int n)
 {
     cJSON *a = cJSON_CreateArray();
     NF_CHECK(a, "cJSON out of memory");
-    for (int i = 0; i < n; i++) NF_CHECK(cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i])), "cJSON");
+    for (int i = 0; i < n; i++)
+        NF_CHECK(cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i])), "cJSON");
     char *s = cJSON_PrintUnformatted(a);
     NF_CHECK(s, "cJSON out of memory");
     cJSON_Delete(a);
@@ -270,9 +271,10 @@ int ckpt_save(learner_t *l, const char *path)
     safetensors_writer_set_meta(w, "c_in", buf);
     snprintf(buf, sizeof(buf), "%.9g", (double)net->cfg.dropout);
     safetensors_writer_set_meta(w, "dropout", buf);
-    safetensors_writer_set_meta(w, "layout",
-                                "conv weights (C_out, KH, KW, C_in): PyTorch = permute(0, 3, 1, 2); "
-                                "all other tensors as PyTorch");
+    safetensors_writer_set_meta(
+        w, "layout",
+        "conv weights (C_out, KH, KW, C_in): PyTorch = permute(0, 3, 1, 2); "
+        "all other tensors as PyTorch");
     cJSON *names = cJSON_CreateArray();
     NF_CHECK(names, "cJSON out of memory");
     for (int i = 0; i < cfg->n_classes; i++)
@@ -420,8 +422,9 @@ int ckpt_info_read(const char *path, ckpt_info_t *info)
         info->n_out = (int)n;
         info->dropout = dropout ? strtof(dropout, NULL) : 0.0f;
     }
-    if (rc == 0 && (s_parse_float_array(safetensors_meta_get(st, "norm_mean"), info->norm_mean, 3) ||
-                    s_parse_float_array(safetensors_meta_get(st, "norm_std"), info->norm_std, 3)))
+    if (rc == 0 &&
+        (s_parse_float_array(safetensors_meta_get(st, "norm_mean"), info->norm_mean, 3) ||
+         s_parse_float_array(safetensors_meta_get(st, "norm_std"), info->norm_std, 3)))
         rc = -1;
     cJSON *names = rc == 0 ? cJSON_Parse(safetensors_meta_get(st, "class_names")) : NULL;
     if (rc == 0) {

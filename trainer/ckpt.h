@@ -14,8 +14,9 @@
  *             layout (how to convert to PyTorch), progress (JSON: step and
  *             BN-batch counters, Adam step, lr/mom, the active schedule and
  *             its position and epoch, fastai's smoothed loss, loss eps,
- *             optimizer hyper-parameters, the run seed). Exact values (doubles) are stored as strings
- *             with 17 significant digits, so they round-trip bit for bit.
+ *             optimizer hyper-parameters, the run seed). Exact values
+ *             (doubles) are stored as strings with 17 significant digits,
+ *             so they round-trip bit for bit.
  * Conv weights are in our layout (C_out, KH, KW, C_in); for PyTorch/fastai,
  * permute(0, 3, 1, 2) each 4-D tensor (docs/trainer.md,
  * tests/reference/check_ckpt.py). Everything else is PyTorch's layout.

@@ -340,7 +340,10 @@ static void s_destroy(exec_t **self_p)
     *self_p = NULL;
 }
 
-static void s_state_write(exec_t *e, const exec_state_t *host) { exec_cpu_state_write(&e->st, host); }
+static void s_state_write(exec_t *e, const exec_state_t *host)
+{
+    exec_cpu_state_write(&e->st, host);
+}
 static void s_state_read(exec_t *e, const exec_state_t *host) { exec_cpu_state_read(&e->st, host); }
 
 static void s_grads_read(exec_t *e, float *grads)

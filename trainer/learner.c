@@ -85,7 +85,8 @@ learner_t *learner_new(const learner_config_t *cfg)
     l->cfg.arch = l->arch;
     if (cfg->n_classes > 0 && cfg->class_names) {
         l->class_names = nf_xcalloc((size_t)cfg->n_classes, sizeof(char *));
-        for (int i = 0; i < cfg->n_classes; i++) l->class_names[i] = nf_xstrdup(cfg->class_names[i]);
+        for (int i = 0; i < cfg->n_classes; i++)
+            l->class_names[i] = nf_xstrdup(cfg->class_names[i]);
         l->cfg.class_names = (const char *const *)l->class_names;
     } else {
         l->cfg.n_classes = 0;
@@ -291,7 +292,10 @@ const xresnet_t *learner_net(const learner_t *l) { return l->net; }
 const learner_config_t *learner_config(const learner_t *l) { return &l->cfg; }
 learner_progress_t learner_progress(const learner_t *l) { return l->prog; }
 void learner_set_progress(learner_t *l, const learner_progress_t *p) { l->prog = *p; }
-void learner_state_read(learner_t *l, const exec_state_t *host) { l->be->state_read(l->exec, host); }
+void learner_state_read(learner_t *l, const exec_state_t *host)
+{
+    l->be->state_read(l->exec, host);
+}
 void learner_state_write(learner_t *l, const exec_state_t *host)
 {
     l->be->state_write(l->exec, host);

@@ -34,19 +34,20 @@ typedef struct {
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: trainer --summary [--arch A] [--n-out N] [--size S] [--bs B]\n"
-            "       trainer --bench [--arch A] [--n-out N] [--size S] [--bs B] [--backend K]\n"
-            "                       [--threads T] [--steps N] [--warmup N] [--no-winograd] [--json]\n"
-            "  --arch      xresnet18 | xresnet34 | xresnet50 (default xresnet50)\n"
-            "  --n-out     number of classes (default 10)\n"
-            "  --size      square image size (default 224 for --summary, 128 for --bench)\n"
-            "  --bs        batch size (default 64)\n"
-            "  --backend   ref | onednn | cuda (default onednn)\n"
-            "  --threads   CPU threads (default: OpenMP's)\n"
-            "  --steps     timed training steps (default 10); --warmup untimed ones (2)\n"
-            "  --no-winograd  onednn: direct convolutions only (default: Winograd for 3x3/1)\n"
-            "  --json      print one JSON object\n");
+    fprintf(
+        f,
+        "usage: trainer --summary [--arch A] [--n-out N] [--size S] [--bs B]\n"
+        "       trainer --bench [--arch A] [--n-out N] [--size S] [--bs B] [--backend K]\n"
+        "                       [--threads T] [--steps N] [--warmup N] [--no-winograd] [--json]\n"
+        "  --arch      xresnet18 | xresnet34 | xresnet50 (default xresnet50)\n"
+        "  --n-out     number of classes (default 10)\n"
+        "  --size      square image size (default 224 for --summary, 128 for --bench)\n"
+        "  --bs        batch size (default 64)\n"
+        "  --backend   ref | onednn | cuda (default onednn)\n"
+        "  --threads   CPU threads (default: OpenMP's)\n"
+        "  --steps     timed training steps (default 10); --warmup untimed ones (2)\n"
+        "  --no-winograd  onednn: direct convolutions only (default: Winograd for 3x3/1)\n"
+        "  --json      print one JSON object\n");
 }
 
 static int s_parse_int(const char *name, const char *v, int lo, int hi, int *out)
@@ -167,7 +168,8 @@ static int s_bench(const s_args_t *a)
                "\"gflop_per_s\": %.1f, \"peak_rss_mb\": %.1f, \"setup_s\": %.2f, "
                "\"last_loss\": %.4f}\n",
                a->arch, a->size, a->bs, a->backend, cfg.winograd ? "true" : "false", a->threads,
-               a->steps, img_s, ms, img_s * gflop, (double)ru.ru_maxrss / 1024.0, t_setup, (double)loss);
+               a->steps, img_s, ms, img_s * gflop, (double)ru.ru_maxrss / 1024.0, t_setup,
+               (double)loss);
     else
         printf("%s %d px bs %d on %s: %.2f img/s, %.1f ms/step, %.1f GFLOP/s (conv+linear), "
                "peak RSS %.1f MB, setup %.2f s, loss %.4f\n",

@@ -20,6 +20,7 @@ order, over every fit of the case), and for lr_find "lrfind.raw_loss" /
 """
 import os
 import random
+import tempfile
 import sys
 import warnings
 
@@ -54,6 +55,10 @@ class HpLog(Callback):
             self.loss.append(float(self.learn.loss))
 
 
+# lr_find saves a temporary model under <learner path>/models: keep it out of the tree
+WORKDIR = tempfile.TemporaryDirectory()
+
+
 def make_learner(n_iter, bs=1, seed=0):
     torch.manual_seed(seed)
     random.seed(seed)
@@ -62,7 +67,7 @@ def make_learner(n_iter, bs=1, seed=0):
     train = list(zip(x, y))
     dls = DataLoaders.from_dsets(train, train[:2], bs=bs, device="cpu")
     model = torch.nn.Linear(4, 1)
-    return Learner(dls, model, loss_func=torch.nn.MSELoss())
+    return Learner(dls, model, loss_func=torch.nn.MSELoss(), path=WORKDIR.name)
 
 
 def run(case, n_iter, fn, bs=1):

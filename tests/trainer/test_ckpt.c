@@ -120,11 +120,13 @@ static void test_resume(exec_kind_t kind, const char *label)
     sched_t fit = sched_one_cycle(2, 3, 1e-2);
     learner_fit_begin(a, &fit);
     float loss_a[6], loss_b[6];
-    for (int i = 0; i < 3; i++) T_CHECK(learner_train_step(a, &batches[i].b, &loss_a[i]) == 0, "step");
+    for (int i = 0; i < 3; i++)
+        T_CHECK(learner_train_step(a, &batches[i].b, &loss_a[i]) == 0, "step");
     T_CHECK(ckpt_save(a, path) == 0, "save");
     s_snap_t at_save = s_snapshot(a);
     learner_progress_t p_save = learner_progress(a);
-    for (int i = 3; i < 6; i++) T_CHECK(learner_train_step(a, &batches[i].b, &loss_a[i]) == 0, "step");
+    for (int i = 3; i < 6; i++)
+        T_CHECK(learner_train_step(a, &batches[i].b, &loss_a[i]) == 0, "step");
 
     learner_config_t cb = s_config(kind, 99);  // another seed: everything must come from the file
     cb.ls_eps = 0.0f;                          // and the loss eps too
@@ -138,7 +140,8 @@ static void test_resume(exec_kind_t kind, const char *label)
             label);
     s_snap_free(&at_save);
     s_snap_free(&loaded);
-    for (int i = 3; i < 6; i++) T_CHECK(learner_train_step(b, &batches[i].b, &loss_b[i]) == 0, "step");
+    for (int i = 3; i < 6; i++)
+        T_CHECK(learner_train_step(b, &batches[i].b, &loss_b[i]) == 0, "step");
 
     s_snap_t sa = s_snapshot(a), sb = s_snapshot(b);
     T_CHECK(s_snap_equal(&sa, &sb),

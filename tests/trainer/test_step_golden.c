@@ -229,7 +229,8 @@ static void s_run(fixture_t *f, const s_backend_t *b)
         if (s == 1) {
             const float *wm = fixture_f32(f, "out.s1.running_mean", nb);
             const float *wv = fixture_f32(f, "out.s1.running_var", nb);
-            s_expect(f, "out.s1.running_mean", rm, nb, CAT_RUNNING, col, wm ? s_max_abs(wm, nb) : 1);
+            s_expect(f, "out.s1.running_mean", rm, nb, CAT_RUNNING, col,
+                     wm ? s_max_abs(wm, nb) : 1);
             s_expect(f, "out.s1.running_var", rv, nb, CAT_RUNNING, col, wv ? s_max_abs(wv, nb) : 1);
         }
         printf("%-16s step %d: loss %.7f (fastai %.7f)\n", b->name, s, (double)loss,
