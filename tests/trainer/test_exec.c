@@ -6,7 +6,8 @@
  * no usable GPU).
  *
  * Same weights (the golden pattern, so no BN weight is zero and every
- * gradient is non-trivial), same batch; asserts, per tensor, for: train
+ * gradient is non-trivial), same batch, head dropout 0.25 with the same
+ * mask seed; asserts, per tensor, for: train
  * logits, the loss, every parameter gradient, the BN running statistics
  * after the step, eval logits, and the weights after one fastai Adam step.
  * Then a second batch shape (re-plan, as progressive resizing does) and back.
@@ -74,7 +75,7 @@ static void s_step(s_run_t *r, const xresnet_t *net, const float *x, const int32
                    int h, int w)
 {
     T_CHECK(r->be->plan(r->e, n, h, w) == 0, "%s plan", r->be->name);
-    exec_forward_t fa = {.x = x, .train = true, .dropout_index = 0};
+    exec_forward_t fa = {.x = x, .train = true, .dropout_seed = 3, .dropout_index = 11};
     r->be->forward(r->e, &fa, r->logits);
     xent_params_t xp = {.n = n, .c = net->cfg.n_out, .smoothing = 0.0f};
     float *dl = nf_xmalloc((size_t)n * net->cfg.n_out * sizeof(float));
@@ -154,7 +155,8 @@ static void s_batch(float *x, int32_t *y, int n, int h, int w, uint32_t seed)
 // mode: onednn 0 direct / 1 Winograd; cuda 0 fp32 / 1 bf16.
 static void s_run_all(exec_kind_t kind, int mode)
 {
-    xresnet_config_t cfg = {.arch = "xresnet18", .n_out = 10, .c_in = 3, .dropout = 0.0f};
+    // head dropout on: both executors must draw the same Philox mask
+    xresnet_config_t cfg = {.arch = "xresnet18", .n_out = 10, .c_in = 3, .dropout = 0.25f};
     xresnet_t *net = xresnet_new(&cfg);
     NF_CHECK(net, "net");
     size_t np = net->n_param_floats, nb = net->n_bn_floats;
