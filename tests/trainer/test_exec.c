@@ -16,15 +16,17 @@
  * Winograd F(4x4, 3x3) for the 3x3 stride-1 convolutions (its default);
  * cuda twice: fp32 storage, and bf16 storage with fp32 master weights.
  *
- * Tolerance: max |onednn - ref| <= TOL * max |ref| per tensor. Both are
- * fp32 with different summation orders (oneDNN blocks and vectorises its
- * reductions; the ref sums in order or in double), and BatchNorm's backward
- * over small batches amplifies relative differences. Direct: TOL 5e-4 for
- * gradients and 1e-4 for forward values (observed ~2e-5 and ~1e-6).
- * Winograd computes in a transformed domain with its own rounding: 3e-2 and
- * 1e-3 (observed up to ~1.2e-2, on a BN-bias gradient, a sum over the batch
- * with heavy cancellation, and ~1e-4). CUDA fp32 as direct; bf16 keeps 8
- * mantissa bits per activation: 1e-1 and 3e-2. An actual layer bug gives O(1).
+ * Tolerance: max |got - ref| <= TOL * max |ref| per tensor. Both are fp32
+ * with different summation orders (oneDNN blocks and vectorises its
+ * reductions, differently per ISA; the ref sums in order or in double).
+ * Forward values (logits, loss, running statistics): 1e-4 direct (observed
+ * ~1e-6), 1e-3 Winograd (its transformed domain rounds on its own; observed
+ * ~1e-5), 3e-2 bf16 (8 mantissa bits). Gradients: every tensor within
+ * S_GRAD_MAX (3e-2), because BatchNorm over a tiny batch amplifies rounding
+ * in a channel of small variance into every tensor upstream of it (seen up to
+ * 1.2e-2 for one batch on AVX2 and with Winograd); and the median over the
+ * tensors within 5e-4 direct / 5e-3 Winograd / 1e-1 bf16 (observed ~1e-5 and
+ * ~1e-4), so a systematic error anywhere shows. A layer bug gives O(1).
  * Updated weights: see s_compare (Adam amplifies differences of tiny gradients).
  */
 #include "exec.h"
@@ -40,12 +42,26 @@
 #include <string.h>
 
 typedef struct {
-    double fwd, grad;
+    double fwd;          // logits, loss, running statistics, eval logits
+    double grad;         // the MEDIAN over gradient tensors of max|diff| / max|ref|
     double update_mean;  // mean |difference| of the updated weights, in units of lr
 } s_tol_t;
-static const s_tol_t S_TOL_DIRECT = {1e-4, 5e-4, 1e-3}, S_TOL_WINOGRAD = {1e-3, 3e-2, 2e-2},
+static const s_tol_t S_TOL_DIRECT = {1e-4, 5e-4, 2e-2}, S_TOL_WINOGRAD = {1e-3, 5e-3, 2e-2},
                      S_TOL_BF16 = {3e-2, 1e-1, 1e-1};
-#define S_LR 1e-3
+
+static int s_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+// A small lr: Adam moves elements whose gradient is near eps by up to lr
+// either way on rounding-level differences, and the eval forward after the
+// step must still compare tightly.
+#define S_LR 1e-5
+// Every gradient tensor: a wrong layer gives O(1); rounding, amplified by a
+// BatchNorm channel of tiny batch variance (4 images, small maps), reaches
+// ~1e-2 in the tensors upstream of it for some batches and ISAs.
+#define S_GRAD_MAX 3e-2
 
 typedef struct {
     const exec_backend_t *be;
@@ -106,18 +122,20 @@ static void s_compare(const xresnet_t *net, s_run_t *a, s_run_t *b, int n, const
     s_close("train logits", a->logits, b->logits, no, tol.fwd, NULL);
     T_NEAR(a->loss, b->loss, tol.fwd * fabs((double)b->loss));
     int bad = 0;
+    double *rel = nf_xmalloc((size_t)net->n_params * sizeof(double));
     for (int t = 0; t < net->n_params; t++) {
         const xresnet_param_t *p = &net->params[t];
         char what[96];
         snprintf(what, sizeof(what), "grad %s", p->name);
-        if (!s_close(what, a->grads + p->offset, b->grads + p->offset, p->numel, tol.grad,
+        rel[t] = s_rel_err(a->grads + p->offset, b->grads + p->offset, p->numel);
+        if (!s_close(what, a->grads + p->offset, b->grads + p->offset, p->numel, S_GRAD_MAX,
                      &worst_g))
             bad++;
         // Adam's first steps are lr * g / (|g| + eps): elements whose gradient is
         // near eps can move by up to lr either way on tiny gradient
         // differences, so the updated weights are checked as: each within 2 lr
         // (Adam's largest step, both signs) and the mean difference under
-        // tol.update_mean lr (0.1% direct, 2% Winograd, 10% bf16)
+        // tol.update_mean lr (2%; 10% bf16: a wrong update is off by ~lr)
         double maxd = 0, sumd = 0;
         for (size_t k = 0; k < p->numel; k++) {
             double d = fabs((double)a->params[p->offset + k] - b->params[p->offset + k]);
@@ -129,8 +147,12 @@ static void s_compare(const xresnet_t *net, s_run_t *a, s_run_t *b, int n, const
         T_CHECK(maxd <= 2 * S_LR && meand <= tol.update_mean * S_LR,
                 "updated %s: max diff %.3g, mean diff %.3g (lr %g)", p->name, maxd, meand, S_LR);
         snprintf(what, sizeof(what), "adam m %s", p->name);
-        s_close(what, a->m + p->offset, b->m + p->offset, p->numel, tol.grad, NULL);
+        s_close(what, a->m + p->offset, b->m + p->offset, p->numel, S_GRAD_MAX, NULL);
     }
+    qsort(rel, (size_t)net->n_params, sizeof(double), s_cmp_double);
+    double median = rel[net->n_params / 2];
+    T_CHECK(median <= tol.grad, "%s: median gradient error %.3g > %.3g", label, median, tol.grad);
+    free(rel);
     double worst_bn = 0;
     for (int k = 0; k < net->n_bn; k++) {
         const xresnet_bn_t *bn = &net->bns[k];
@@ -141,10 +163,10 @@ static void s_compare(const xresnet_t *net, s_run_t *a, s_run_t *b, int n, const
         s_close(what, a->rv + bn->offset, b->rv + bn->offset, (size_t)bn->c, tol.fwd, &worst_bn);
     }
     s_close("eval logits", a->eval_logits, b->eval_logits, no, tol.fwd, NULL);
-    printf("%s: worst relative error: gradients %.3g (%d tensors over); updated weights: worst "
-           "mean |diff| %.3g; "
+    printf("%s: relative error: gradients worst %.3g (%d tensors over), median %.3g; updated "
+           "weights: worst mean |diff| %.3g; "
            "running stats %.3g\n",
-           label, worst_g, bad, worst_p, worst_bn);
+           label, worst_g, bad, median, worst_p, worst_bn);
 }
 
 static void s_batch(float *x, int32_t *y, int n, int h, int w, uint32_t seed)
