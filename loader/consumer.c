@@ -50,7 +50,7 @@ struct loader_consumer_t {
     bool coordinator_stopped;
     bool have_info;
     char **classes;
-    uint32_t n_classes, n_items;
+    uint32_t n_classes, n_items, n_train, n_valid;
     uint64_t max_batch_bytes;
     s_stream_t *streams;
     uint32_t n_streams;
@@ -170,6 +170,19 @@ void loader_consumer_destroy(loader_consumer_t **self_p)
 
 const char *loader_consumer_sink(const loader_consumer_t *self) { return self->sink_ep; }
 
+void loader_consumer_pollitems(const loader_consumer_t *self, zmq_pollitem_t items[2])
+{
+    items[0] = (zmq_pollitem_t){.socket = self->dealer, .events = ZMQ_POLLIN};
+    items[1] = (zmq_pollitem_t){.socket = self->pull, .events = ZMQ_POLLIN};
+}
+
+void loader_consumer_split_sizes(const loader_consumer_t *self, uint32_t *n_train,
+                                 uint32_t *n_valid)
+{
+    *n_train = self->n_train;
+    *n_valid = self->n_valid;
+}
+
 void loader_consumer_wire_stats(const loader_consumer_t *self, nf_wire_stats_t *sink,
                                 nf_wire_stats_t *control)
 {
@@ -274,6 +287,8 @@ static void s_on_control(loader_consumer_t *self, const Nf__Envelope *env)
         for (size_t i = 0; i < d->n_classes; i++) self->classes[i] = nf_xstrdup(d->classes[i]);
         self->n_classes = (uint32_t)d->n_classes;
         self->n_items = d->n_train + d->n_valid;
+        self->n_train = d->n_train;
+        self->n_valid = d->n_valid;
         self->have_info = true;
         if (!self->job[0] && env->job) snprintf(self->job, sizeof self->job, "%s", env->job);
         return;

@@ -114,6 +114,15 @@ void loader_consumer_release(loader_consumer_t *self, loader_batch_t **batch_p);
 // caller busy for long calls this to keep heartbeats and acks flowing).
 int loader_consumer_poll(loader_consumer_t *self, int timeout_ms);
 
+// The consumer's two sockets as zmq_poll items (ZMQ_POLLIN), for a caller that
+// waits on them beside sockets of its own and then services the consumer with
+// loader_consumer_poll(self, 0) (the augment stage does).
+void loader_consumer_pollitems(const loader_consumer_t *self, zmq_pollitem_t items[2]);
+// Split sizes of the dataset, known once loader_consumer_classes() succeeded
+// (0 before).
+void loader_consumer_split_sizes(const loader_consumer_t *self, uint32_t *n_train,
+                                 uint32_t *n_valid);
+
 // Counters of a stream's current epoch. Returns 0, or -1 for an unknown stream.
 int loader_consumer_stats(const loader_consumer_t *self, uint32_t stream,
                           loader_epoch_stats_t *out);

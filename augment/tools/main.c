@@ -6,6 +6,7 @@
  *   augment bench      --data DIR [options]
  *   augment fidelity   --data DIR [options]
  *   augment devices
+ *   augment serve      --connect COORDINATOR [options]
  *
  * show-batch writes a PNG grid of an augmented, Mixup'd batch of real images;
  * stats prints fastai's Normalize() statistics of one augmented training
@@ -19,6 +20,7 @@
 #include "augment.h"
 #include "transform.h"
 #include "imgdir.h"
+#include "serve.h"
 #include "log.h"
 #include "rng.h"
 #include "show_batch.h"
@@ -50,6 +52,8 @@ static void s_usage(FILE *f)
             "  fidelity     PSNR of both resample modes against an 8x8-supersampled\n"
             "               rendering of the same geometry, print JSON (--data)\n"
             "  devices      print the number of usable CUDA devices\n"
+            "  serve        the augment process: tensor streams for trainers and evaluators\n"
+            "               (augment serve --help)\n"
             "\n"
             "options (defaults: the fastai chapter's recipe):\n"
             "  --data DIR        Imagenette-style folder (DIR/SPLIT/<class>/*.JPEG)\n"
@@ -400,6 +404,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) return augment_serve_main(argc, argv);
     if (strcmp(cmd, "devices") == 0) {
         printf("%d\n", augment_cuda_devices());
         return 0;
