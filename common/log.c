@@ -17,7 +17,8 @@ static struct {
     char stage[32];
     nf_log_level_t level;
     FILE *file;
-} s_log = {"netteflow", NF_LOG_INFO, NULL};
+    bool quiet_stderr;
+} s_log = {"netteflow", NF_LOG_INFO, NULL, false};
 
 static nf_log_level_t s_parse_level(const char *s, nf_log_level_t dflt)
 {
@@ -38,6 +39,7 @@ void nf_log_init(const nf_log_config_t *cfg)
         s_log.file = fopen(cfg->file, "a");
         if (!s_log.file) fprintf(stderr, "warning: cannot open log file %s\n", cfg->file);
     }
+    s_log.quiet_stderr = cfg && cfg->quiet_stderr && s_log.file;
 }
 
 void nf_log_close(void)
@@ -66,8 +68,10 @@ void nf_log(nf_log_level_t level, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m : sizeof buf - (size_t)n - 2));
     buf[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, len);
-    (void)w;  // nowhere left to report a failed write to stderr
+    if (!s_log.quiet_stderr || level <= NF_LOG_WARN) {
+        ssize_t w = write(STDERR_FILENO, buf, len);
+        (void)w;  // nowhere left to report a failed write to stderr
+    }
     if (s_log.file) {
         fwrite(buf, 1, len, s_log.file);
         fflush(s_log.file);

@@ -21,6 +21,8 @@ typedef struct {
     const char *stage;     // short stage name printed in every record ("loader", "trainer")
     nf_log_level_t level;  // records above this level are dropped (NF_LOG_LEVEL overrides)
     const char *file;      // also append records to this file when not NULL
+    bool quiet_stderr;     // with a file: only warnings and errors also go to stderr
+                           // (a stage whose stderr is a user's terminal)
 } nf_log_config_t;
 
 // Configures the process logger. Safe to call again (reopens the file).
