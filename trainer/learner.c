@@ -278,6 +278,13 @@ void learner_fit_begin(learner_t *l, const sched_t *s)
     recorder_smooth_reset(&l->prog.smooth);
 }
 
+void learner_set_run_config(learner_t *l, const char *json)
+{
+    free(l->run_config_json);
+    l->run_config_json = json ? nf_xstrdup(json) : NULL;
+    l->cfg.run_config_json = l->run_config_json;
+}
+
 void learner_set_ls_eps(learner_t *l, float ls_eps)
 {
     NF_CHECK(ls_eps >= 0.0f && ls_eps < 1.0f, "label smoothing eps %g", (double)ls_eps);

@@ -115,6 +115,9 @@ void learner_set_hypers(learner_t *l, double lr, double mom);
 void learner_fit_begin(learner_t *l, const sched_t *s);
 // fastai's clear_state(): zero Adam's moments and step.
 void learner_reset_opt(learner_t *l);
+// Replaces the run configuration JSON carried into checkpoints (the trainer
+// process updates it with the current size and epoch before each save).
+void learner_set_run_config(learner_t *l, const char *json);
 // Changes the label-smoothing eps of the loss (0 = cross-entropy).
 void learner_set_ls_eps(learner_t *l, float ls_eps);
 // The (N, n_out) logits of the last train or eval forward (valid until the next).

@@ -7,15 +7,18 @@
  *                    --threads 0 --steps 10 --warmup 2] [--json]
  *       full training steps (forward, loss, backward, Adam) on a synthetic
  *       batch; prints images/s, ms/step and the memory peak (ru_maxrss)
- *
- * The training process itself (ZeroMQ input from the augment stage, the
- * epoch loop, the table, checkpoints) is the next stage of this binary; the
- * engine it drives is trainer/learner.h.
+ *   trainer train --augment EP [recipe options]
+ *       the trainer process (trainer/train.h): training on the augment
+ *       stage's tensor streams, checkpoints announced to evaluators, fastai's
+ *       table, the run folder
+ *   trainer lr-find --augment EP [recipe options]
+ *       fastai's learning-rate range test on the same streams
  */
 #include "learner.h"
 #include "log.h"
 #include "rng.h"
 #include "timeutil.h"
+#include "train.h"
 #include "xresnet.h"
 
 #include <getopt.h>
@@ -36,7 +39,9 @@ static void s_usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: trainer --summary [--arch A] [--n-out N] [--size S] [--bs B]\n"
+        "usage: trainer train --augment EP [options]     (trainer train --help)\n"
+        "       trainer lr-find --augment EP [options]   (trainer lr-find --help)\n"
+        "       trainer --summary [--arch A] [--n-out N] [--size S] [--bs B]\n"
         "       trainer --bench [--arch A] [--n-out N] [--size S] [--bs B] [--backend K]\n"
         "                       [--threads T] [--steps N] [--warmup N] [--no-winograd] [--json]\n"
         "  --arch      xresnet18 | xresnet34 | xresnet50 (default xresnet50)\n"
@@ -185,6 +190,8 @@ int main(int argc, char **argv)
 {
     nf_log_config_t lc = {.stage = "trainer", .level = NF_LOG_INFO};
     nf_log_init(&lc);
+    if (argc > 1 && !strcmp(argv[1], "train")) return trainer_train_main(argc, argv, false);
+    if (argc > 1 && !strcmp(argv[1], "lr-find")) return trainer_train_main(argc, argv, true);
     s_args_t a;
     if (s_parse(argc, argv, &a) != 0) return 2;
     return a.summary ? s_summary(&a) : s_bench(&a);

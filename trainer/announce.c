@@ -1,0 +1,197 @@
+/*
+ * announce.c: see announce.h. A ROUTER with a small peer table and the list
+ * of announcements made so far (replayed to each new peer).
+ */
+#include "announce.h"
+
+#include "fsutil.h"
+#include "log.h"
+#include "timeutil.h"
+#include "wire.h"
+#include "zmqutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_MAX_PEERS = 16, S_PEER_TIMEOUT_MS = 30000 };
+
+typedef struct {
+    bool live;
+    nf_wire_peer_t id;
+    int64_t last_rx;
+} s_peer_t;
+
+typedef struct {
+    announce_checkpoint_t c;  // strings below are owned copies
+    char *path, *arch, *run_dir;
+} s_ann_t;
+
+struct announce_t {
+    void *router;
+    char endpoint[256];
+    char job[64];
+    nf_wire_expect_t ex;
+    nf_wire_stats_t st;
+    s_peer_t peers[S_MAX_PEERS];
+    s_ann_t *anns;
+    int n_anns;
+};
+
+announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
+{
+    announce_t *self = nf_xcalloc(1, sizeof *self);
+    snprintf(self->job, sizeof self->job, "%s", job ? job : "");
+    nf_zmq_socket_config_t rc = {.type = ZMQ_ROUTER, .sndhwm = 1000, .rcvhwm = 1000,
+                                 .router_mandatory = true};
+    self->router = nf_zmq_socket_new(zmq_ctx, &rc);
+    if (!self->router ||
+        nf_zmq_bind(self->router, endpoint, self->endpoint, sizeof self->endpoint) != 0) {
+        announce_destroy(&self, NULL);
+        return NULL;
+    }
+    self->ex = (nf_wire_expect_t){
+        .router = true,
+        .job = self->job,
+        .allow_no_job = true,
+        .bodies = NF_WIRE_BODY(NF__ENVELOPE__BODY_HEARTBEAT) |
+                  NF_WIRE_BODY(NF__ENVELOPE__BODY_EVAL_RESULT) |
+                  NF_WIRE_BODY(NF__ENVELOPE__BODY_CONTROL),
+    };
+    return self;
+}
+
+static int s_send(announce_t *self, int peer, Nf__Envelope *env)
+{
+    if (nf_wire_send(self->router, &self->peers[peer].id, self->job, env, NULL, ZMQ_DONTWAIT) == 0)
+        return 0;
+    nf_log_info("evaluator %d unreachable: forgotten", peer);
+    self->peers[peer].live = false;
+    return -1;
+}
+
+void announce_destroy(announce_t **self_p, const char *reason)
+{
+    if (!self_p || !*self_p) return;
+    announce_t *self = *self_p;
+    for (int i = 0; self->router && i < S_MAX_PEERS; i++) {
+        if (!self->peers[i].live) continue;
+        Nf__Control ctl = NF__CONTROL__INIT;
+        ctl.cmd = NF__COMMAND__CMD_STOP;
+        ctl.reason = (char *)(reason ? reason : "training finished");
+        Nf__Envelope env = NF__ENVELOPE__INIT;
+        env.body_case = NF__ENVELOPE__BODY_CONTROL;
+        env.control = &ctl;
+        (void)s_send(self, i, &env);
+    }
+    for (int i = 0; i < self->n_anns; i++) {
+        free(self->anns[i].path);
+        free(self->anns[i].arch);
+        free(self->anns[i].run_dir);
+    }
+    free(self->anns);
+    nf_zmq_close(&self->router);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *announce_endpoint(const announce_t *self) { return self->endpoint; }
+
+static void s_send_ann(announce_t *self, int peer, const announce_checkpoint_t *c)
+{
+    Nf__CheckpointAnnounce a = NF__CHECKPOINT_ANNOUNCE__INIT;
+    a.path = (char *)c->path;
+    a.epoch = c->epoch;
+    a.step = c->step;
+    a.arch = (char *)c->arch;
+    a.has_is_final = true;
+    a.is_final = c->is_final;
+    a.has_wall_ms = true;
+    a.wall_ms = nf_wall_ms();
+    a.run_dir = (char *)c->run_dir;
+    a.has_size = a.has_presize = a.has_batch_size = true;
+    a.size = c->size;
+    a.presize = c->presize;
+    a.batch_size = c->batch_size;
+    Nf__Envelope env = NF__ENVELOPE__INIT;
+    env.body_case = NF__ENVELOPE__BODY_CHECKPOINT_ANNOUNCE;
+    env.checkpoint_announce = &a;
+    (void)s_send(self, peer, &env);
+}
+
+void announce_checkpoint(announce_t *self, const announce_checkpoint_t *c)
+{
+    self->anns = nf_xrealloc(self->anns, (size_t)(self->n_anns + 1) * sizeof *self->anns);
+    s_ann_t *a = &self->anns[self->n_anns++];
+    a->c = *c;
+    a->c.path = a->path = nf_xstrdup(c->path);
+    a->c.arch = a->arch = nf_xstrdup(c->arch);
+    a->c.run_dir = a->run_dir = nf_xstrdup(c->run_dir ? c->run_dir : "");
+    for (int i = 0; i < S_MAX_PEERS; i++)
+        if (self->peers[i].live) s_send_ann(self, i, &a->c);
+}
+
+// The peer of a routing id, added (and sent the history) when new.
+static int s_peer(announce_t *self, const nf_wire_peer_t *id)
+{
+    int free_slot = -1;
+    for (int i = 0; i < S_MAX_PEERS; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (p->live && p->id.len == id->len && memcmp(p->id.id, id->id, id->len) == 0) return i;
+        if (!p->live && free_slot < 0) free_slot = i;
+    }
+    if (free_slot < 0) return -1;
+    self->peers[free_slot] = (s_peer_t){.live = true, .id = *id, .last_rx = nf_now_ms()};
+    nf_log_info("an evaluator joined; sending it %d checkpoint announcement(s)", self->n_anns);
+    for (int i = 0; i < self->n_anns; i++)
+        if (nf_is_file(self->anns[i].c.path)) s_send_ann(self, free_slot, &self->anns[i].c);
+    return free_slot;
+}
+
+int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int max)
+{
+    zmq_pollitem_t item = {.socket = self->router, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, timeout_ms) < 0 && zmq_errno() != EINTR)
+        nf_log_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
+    int n = 0;
+    for (int k = 0; k < 256 && n < max; k++) {
+        nf_wire_msg_t m;
+        int got = nf_wire_recv(self->router, &self->ex, &m, &self->st, ZMQ_DONTWAIT);
+        if (got < 0) break;
+        if (got == 0) continue;
+        int peer = s_peer(self, &m.peer);
+        if (peer >= 0) self->peers[peer].last_rx = nf_now_ms();
+        const Nf__Envelope *env = m.env;
+        if (env->body_case == NF__ENVELOPE__BODY_EVAL_RESULT) {
+            const Nf__EvalResult *r = env->eval_result;
+            announce_result_t *o = &out[n++];
+            memset(o, 0, sizeof *o);
+            snprintf(o->checkpoint, sizeof o->checkpoint, "%s", r->checkpoint);
+            o->epoch = r->epoch;
+            o->valid_loss = r->valid_loss;
+            o->accuracy = r->accuracy;
+            o->has_tta = r->has_tta_accuracy;
+            o->tta_accuracy = r->tta_accuracy;
+            o->tta_loss = r->has_tta_loss ? r->tta_loss : 0.0;
+            o->n_samples = r->n_samples;
+            o->bad_files = r->has_bad_files ? r->bad_files : 0;
+            o->wall_s = r->has_wall_s ? r->wall_s : 0.0;
+        } else if (env->body_case == NF__ENVELOPE__BODY_CONTROL &&
+                   env->control->cmd == NF__COMMAND__CMD_STOP && peer >= 0) {
+            nf_log_info("an evaluator left");
+            self->peers[peer].live = false;
+        }
+        nf_wire_msg_close(&m);
+    }
+    return n;
+}
+
+int announce_evaluators(const announce_t *self)
+{
+    int n = 0;
+    int64_t now = nf_now_ms();
+    for (int i = 0; i < S_MAX_PEERS; i++)
+        n += self->peers[i].live && now - self->peers[i].last_rx < S_PEER_TIMEOUT_MS;
+    return n;
+}

@@ -1,0 +1,59 @@
+/*
+ * announce.h: the trainer's socket for evaluators: checkpoint announcements
+ * out, evaluation results back.
+ *
+ * The trainer binds a ROUTER. An evaluator connects a DEALER and says hello
+ * (any message: it sends Heartbeat{sender} every second); the trainer then
+ * sends it every CheckpointAnnounce made so far whose file still exists (a
+ * late joiner, or an evaluator restarted mid-run, misses nothing), and each
+ * new one as it is made. Evaluators answer with EvalResult (plain results,
+ * and a second one with the TTA fields for the final checkpoint). At the end
+ * the trainer tells them Control{STOP}. Several evaluators may follow one
+ * run (another terminal, another machine over tcp://); each gets everything.
+ *
+ * The trainer services this socket between training steps; nothing here
+ * blocks longer than the timeout given.
+ */
+#ifndef NF_TRAINER_ANNOUNCE_H
+#define NF_TRAINER_ANNOUNCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    char checkpoint[1024];
+    uint32_t epoch;            // epochs completed at that checkpoint
+    double valid_loss, accuracy;
+    bool has_tta;
+    double tta_accuracy, tta_loss;
+    uint32_t n_samples, bad_files;
+    double wall_s;             // the evaluator's time for it
+} announce_result_t;
+
+typedef struct {
+    const char *path;          // checkpoint file
+    uint32_t epoch;            // epochs completed
+    uint64_t step;
+    const char *arch;
+    const char *run_dir;
+    bool is_final;
+    uint32_t size, presize, batch_size;
+} announce_checkpoint_t;
+
+typedef struct announce_t announce_t;
+
+// Binds the ROUTER at endpoint. NULL (logged) when it cannot be bound.
+announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job);
+// Tells every evaluator Control{STOP} (reason), closes. Accepts NULL.
+void announce_destroy(announce_t **self_p, const char *reason);
+const char *announce_endpoint(const announce_t *self);
+
+// Records a checkpoint and sends it to every evaluator connected.
+void announce_checkpoint(announce_t *self, const announce_checkpoint_t *c);
+// Services the socket for up to timeout_ms; results received are written to
+// out (at most max). Returns their number.
+int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int max);
+// Evaluators heard from within the last 30 s.
+int announce_evaluators(const announce_t *self);
+
+#endif
