@@ -4,6 +4,18 @@
 # Sets up what is missing (Debian packages when run as root, otherwise it
 # prints the exact command; CMake configure + build), then runs a verb.
 #
+#   ./run.sh                      the main job: find (or download, or generate) the data,
+#                                 then train with the chapter's recipe (CPU: preset quick,
+#                                 GPU: preset tta) through all four stages
+#   ./run.sh train [options]      loader + augment + trainer + evaluator with a recipe:
+#                                 --data DIR --preset NAME --arch A --epochs 4,5 --sizes 128,224
+#                                 --lr .. --bs .. --presize .. --normalize imagenet|none|computed
+#                                 --mixup A --label-smoothing E --tta --seed N --workers N
+#                                 --device cpu|cuda --out DIR ...   (./run.sh train --help)
+#   ./run.sh eval CKPT [--tta] [--n 4] [--beta 0.25] [--data DIR]   evaluate a checkpoint
+#   ./run.sh predict CKPT IMAGE...                                  class + probabilities
+#   ./run.sh lr-find [options]    fastai's learning-rate range test (suggestion + plot)
+#   ./run.sh data [--data DIR]    find, download or generate the dataset; print its folder
 #   ./run.sh test [ctest args]    build, then the whole CPU test suite (ctest)
 #   ./run.sh test --asan          same, in an ASan+UBSan build (build-asan/)
 #   ./run.sh bench NAME [args]    a benchmark from bench/ (loader, trainer, augment, ...)
@@ -12,7 +24,9 @@
 #   ./run.sh help                 this text, and the verbs the stages add
 #
 # Environment: NF_BUILD_DIR (default ./build), NF_JOBS (parallel build jobs),
-# NF_DATA_DIR (Imagenette for tests/benchmarks, default ../shared/data/imagenette2-224).
+# NF_DATA_DIR (Imagenette for tests/benchmarks, default ../shared/data/imagenette2-224),
+# NF_BIN_DIR (use these built programs, skip the build), NF_CACHE_DIR (downloads and
+# generated data, default ~/.cache/netteflow), NF_IMAGENETTE_URL (the archive to fetch).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -87,14 +101,335 @@ verb_bench() {
   NF_BIN_DIR="$BUILD/bin" NF_ROOT="$ROOT" exec "$ROOT/bench/$name.sh" "$@"
 }
 
+# ---------------------------------------------------------------------------
+# the pipeline: data, devices, stages and their supervision (docs/usage.md)
+
+CACHE="${NF_CACHE_DIR:-${HOME:-/tmp}/.cache/netteflow}"
+IMAGENETTE_URL="${NF_IMAGENETTE_URL:-https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz}"
+BIN=""
+
+# Builds (unless NF_BIN_DIR names ready programs) and sets BIN.
+need_programs() {
+  if [ -n "${NF_BIN_DIR:-}" ]; then
+    BIN="$NF_BIN_DIR"
+  else
+    setup_packages
+    configure_and_build "$BUILD"
+    BIN="$BUILD/bin"
+  fi
+  local p
+  for p in loader augment trainer evaluator; do
+    [ -x "$BIN/$p" ] || die "no $p program in $BIN"
+  done
+}
+
+# True when DIR looks like an ImageFolder dataset with a training folder.
+is_dataset() { [ -d "$1" ] && [ -d "$1/train" ]; }
+
+# Downloads and unpacks the Imagenette archive into CACHE; prints the folder.
+# Returns 1 (after one line on stderr) when the download or the archive fails.
+fetch_imagenette() {
+  command -v curl >/dev/null 2>&1 || { say "run.sh: curl not found"; return 1; }
+  mkdir -p "$CACHE" || return 1
+  local name tgz tmp top
+  name="$(basename "${IMAGENETTE_URL%%\?*}")"
+  name="${name%.tgz}"; name="${name%.tar.gz}"
+  tgz="$CACHE/$name.tgz"
+  if [ ! -s "$tgz" ]; then
+    say "run.sh: downloading $IMAGENETTE_URL"
+    curl -fL --retry 2 --connect-timeout 10 --max-time 3600 -sS -o "$tgz.part" "$IMAGENETTE_URL" \
+      2>"$CACHE/download.log" || { rm -f "$tgz.part"; return 1; }
+    mv "$tgz.part" "$tgz"
+  fi
+  tmp="$(mktemp -d "$CACHE/.unpack.XXXXXX")" || return 1
+  if ! tar -xzf "$tgz" -C "$tmp" --no-same-owner 2>"$CACHE/download.log"; then
+    say "run.sh: $tgz is not a readable .tgz archive (removed; see $CACHE/download.log)"
+    rm -rf "$tmp" "$tgz"
+    return 1
+  fi
+  top="$(find "$tmp" -mindepth 1 -maxdepth 1 -type d | head -1)"
+  if [ -z "$top" ] || ! is_dataset "$top"; then
+    say "run.sh: the archive $tgz has no <folder>/train/ inside (removed)"
+    rm -rf "$tmp" "$tgz"
+    return 1
+  fi
+  rm -rf "$CACHE/$(basename "$top")"
+  mv "$top" "$CACHE/" && rm -rf "$tmp"
+  printf '%s\n' "$CACHE/$(basename "$top")"
+}
+
+# Sets DATA (and SYNTHETIC=1 for generated data) from --data, a local cache,
+# a download, or the generator.
+DATA=""
+SYNTHETIC=0
+resolve_data() {
+  local given="$1" c
+  if [ -n "$given" ]; then
+    is_dataset "$given" || die "--data $given: no such dataset folder (expected $given/train/<class>/...)"
+    DATA="$(cd "$given" && pwd)"
+    return
+  fi
+  for c in "$NF_DATA_DIR" "$ROOT/../shared/data/imagenette2-224" "$CACHE/imagenette2-160" \
+           "$CACHE/imagenette2-320" "$CACHE/imagenette2"; do
+    if is_dataset "$c"; then DATA="$(cd "$c" && pwd)"; return; fi
+  done
+  if DATA="$(fetch_imagenette)"; then
+    say "run.sh: Imagenette is in $DATA"
+    return
+  fi
+  say "run.sh: no Imagenette here and none could be downloaded from $IMAGENETTE_URL: training on a small generated dataset instead, to show the pipeline working"
+  DATA="$CACHE/synthetic"
+  SYNTHETIC=1
+  if ! is_dataset "$DATA"; then
+    rm -rf "$DATA"
+    "$BIN/loader" gen-synthetic --out "$DATA" >/dev/null || die "cannot generate $DATA"
+  fi
+}
+
+# The value of option $1 in the remaining arguments (the last one wins), or "".
+opt_value() {
+  local name="$1" v="" prev=""; shift
+  for a in "$@"; do
+    [ "$prev" = "$name" ] && v="$a"
+    prev="$a"
+  done
+  printf '%s' "$v"
+}
+has_opt() { local name="$1" a; shift; for a in "$@"; do [ "$a" = "$name" ] && return 0; done; return 1; }
+
+# DEVICE (cpu|cuda) from --device or what is usable, said in one line.
+choose_device() {
+  local want="$1" gpus
+  gpus="$("$BIN/augment" devices 2>/dev/null || echo 0)"
+  case "$want" in
+    cuda) [ "$gpus" -gt 0 ] || die "--device cuda, but no usable GPU (or a build without CUDA)"; DEVICE=cuda ;;
+    cpu) DEVICE=cpu ;;
+    *) if [ "$gpus" -gt 0 ]; then DEVICE=cuda; else DEVICE=cpu; fi ;;
+  esac
+  if [ "$DEVICE" = cuda ]; then say "run.sh: device: CUDA ($gpus GPU(s) usable)"
+  elif [ "$want" = cpu ]; then say "run.sh: device: CPU (oneDNN, $(nproc) cores), as asked"
+  else say "run.sh: device: CPU (oneDNN, $(nproc) cores): no usable GPU"; fi
+}
+
+# Stages run in the background, supervised: the first to stop decides.
+declare -A STAGE_NAME=()
+STAGE_PIDS=()
+MAIN_PID=""
+STOPPING=0
+
+# start_stage NAME LOGFILE cmd...: output to the log file.
+start_stage() {
+  local name="$1" log="$2"; shift 2
+  "$@" >>"$log" 2>&1 &
+  STAGE_NAME[$!]="$name"
+  STAGE_PIDS+=("$!")
+}
+
+# start_main NAME cmd...: the stage whose end is the end of the job (terminal output).
+start_main() {
+  local name="$1"; shift
+  "$@" &
+  MAIN_PID=$!
+  STAGE_NAME[$MAIN_PID]="$name"
+  STAGE_PIDS+=("$MAIN_PID")
+}
+
+stop_stages() {
+  local p t
+  STOPPING=1
+  for p in "${STAGE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for t in $(seq 1 100); do
+    local alive=0
+    for p in "${STAGE_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  for p in "${STAGE_PIDS[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then
+      say "run.sh: ${STAGE_NAME[$p]} did not stop within 10 s: killing it"
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+  wait 2>/dev/null || true
+}
+
+IPC_DIR=""
+remove_sockets() {
+  [ -n "$IPC_DIR" ] || return 0
+  rm -f "$IPC_DIR"/*.ipc
+  [ "$IPC_DIR" = "${RUN:-}" ] || rm -rf "$IPC_DIR"
+}
+
+on_interrupt() {
+  trap '' INT TERM
+  say ""
+  say "run.sh: interrupted: stopping every stage"
+  stop_stages
+  remove_sockets
+  exit 130
+}
+
+# Describes an exit status: "exit status N" or "signal NAME".
+status_text() {
+  if [ "$1" -gt 128 ]; then printf 'signal %s' "$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"
+  else printf 'exit status %s' "$1"; fi
+}
+
+# Waits until the main stage ends (returns its status) or another stage
+# fails (one line, the others are stopped, returns 1).
+supervise() {
+  local pid rc
+  while :; do
+    pid=""; rc=0
+    wait -n -p pid 2>/dev/null || rc=$?   # (the stage is named below, not by bash)
+    [ -n "$pid" ] || { say "run.sh: lost track of the stages"; stop_stages; return 1; }
+    if [ "$pid" = "$MAIN_PID" ]; then
+      stop_stages
+      return "$rc"
+    fi
+    [ "$rc" -eq 0 ] && continue   # a stage that finished its part (an evaluator told to stop)
+    say "run.sh: the ${STAGE_NAME[$pid]} stage stopped ($(status_text "$rc")); stopping the others. Its log: ${STAGE_LOG[$pid]:-?}"
+    stop_stages
+    return 1
+  done
+}
+declare -A STAGE_LOG=()
+
+# Starts loader (coordinator + workers) and augment for RUN, DATA; sets LOADER_EP, AUGMENT_EP.
+start_data_stages() {
+  local loader_args="$1" workers="$2" ipc="$3"
+  LOADER_EP="ipc://$ipc/loader.ipc"
+  AUGMENT_EP="ipc://$ipc/augment.ipc"
+  # shellcheck disable=SC2086  # loader_args is a list of options
+  start_stage loader "$RUN/loader.log" "$BIN/loader" coordinator --data "$DATA" --bind "$LOADER_EP" \
+    --spawn-workers "$workers" $loader_args
+  STAGE_LOG[$!]="$RUN/loader.log"
+  start_stage augment "$RUN/augment.log" "$BIN/augment" serve --connect "$LOADER_EP" \
+    --bind "$AUGMENT_EP" --device "$DEVICE"
+  STAGE_LOG[$!]="$RUN/augment.log"
+}
+
+# A folder for the ipc sockets: the run folder, or a short one when its path
+# is too long for a unix socket address.
+ipc_dir() {
+  if [ ${#RUN} -le 80 ]; then printf '%s' "$RUN"; return; fi
+  mktemp -d "${TMPDIR:-/tmp}/nf-ipc.XXXXXX"
+}
+
+# ./run.sh train [options], ./run.sh lr-find [options], and the main job.
+verb_train() {
+  local mode="$1"; shift
+  local tmode=train
+  [ "$mode" = lr-find ] && tmode=lr-find
+  if has_opt --help "$@" || has_opt -h "$@"; then
+    need_programs
+    "$BIN/trainer" "$tmode" --help
+    echo "run.sh adds: --out DIR (default runs/<date>-<time>-<preset>), --workers N (loader workers)"
+    return 0
+  fi
+  need_programs
+  local preset data_arg workers device_arg out
+  preset="$(opt_value --preset "$@")"
+  data_arg="$(opt_value --data "$@")"
+  workers="$(opt_value --workers "$@")"
+  device_arg="$(opt_value --device "$@")"
+  out="$(opt_value --out "$@")"
+  resolve_data "$data_arg"
+  if [ -z "$preset" ]; then
+    if [ "$SYNTHETIC" -eq 1 ]; then preset=tiny
+    elif [ "$mode" = main ] && [ "$("$BIN/augment" devices 2>/dev/null || echo 0)" -gt 0 ]; then preset=tta
+    else preset=quick; fi
+    say "run.sh: preset $preset$([ "$SYNTHETIC" -eq 1 ] && echo " (generated data)")"
+  fi
+  choose_device "$device_arg"
+  [ -n "$workers" ] || workers="$(nproc 2>/dev/null || echo 2)"
+  RUN="${out:-$ROOT/runs/$(date +%Y%m%d-%H%M%S)-$preset}"
+  mkdir -p "$RUN" || die "cannot create the run folder $RUN"
+  RUN="$(cd "$RUN" && pwd)"
+  local targs=("$@" --preset "$preset" --data "$DATA" --device "$DEVICE" --out "$RUN")
+  local loader_args
+  loader_args="$("$BIN/trainer" train "${targs[@]}" --print-loader-args)" || exit 2
+  local ipc; ipc="$(ipc_dir)"
+  IPC_DIR="$ipc"
+  trap on_interrupt INT TERM
+  start_data_stages "$loader_args" "$workers" "$ipc"
+  if [ "$mode" = lr-find ]; then
+    start_main trainer "$BIN/trainer" lr-find "${targs[@]}" --augment "$AUGMENT_EP"
+  else
+    start_stage evaluator "$RUN/evaluator.log" "$BIN/evaluator" --augment "$AUGMENT_EP" \
+      --follow "ipc://$ipc/trainer.ipc" --device "$DEVICE"
+    STAGE_LOG[$!]="$RUN/evaluator.log"
+    start_main trainer "$BIN/trainer" train "${targs[@]}" --augment "$AUGMENT_EP" \
+      --bind "ipc://$ipc/trainer.ipc"
+  fi
+  STAGE_LOG[$MAIN_PID]="$RUN/trainer.log"
+  local rc=0
+  supervise || rc=$?
+  remove_sockets
+  return "$rc"
+}
+
+# ./run.sh eval CKPT [--data DIR] [--workers N] [--device D] [evaluator options]
+verb_eval() {
+  local ckpt="${1:-}"
+  [ -n "$ckpt" ] && [ "${ckpt#-}" = "$ckpt" ] || die "usage: ./run.sh eval CHECKPOINT [--tta] [--n 4] [--beta 0.25] [--data DIR] [--json]"
+  shift
+  [ -f "$ckpt" ] || die "no checkpoint file $ckpt"
+  need_programs
+  local data_arg workers device_arg rest=() a skip=""
+  data_arg="$(opt_value --data "$@")"
+  workers="$(opt_value --workers "$@")"
+  device_arg="$(opt_value --device "$@")"
+  for a in "$@"; do   # the evaluator gets the rest
+    if [ -n "$skip" ]; then skip=""; continue; fi
+    case "$a" in --data|--workers|--device) skip=1 ;; *) rest+=("$a") ;; esac
+  done
+  [ -n "$data_arg" ] || data_arg="$("$BIN/evaluator" --checkpoint "$ckpt" --print-data)" || exit 2
+  resolve_data "$data_arg"
+  choose_device "$device_arg"
+  [ -n "$workers" ] || workers="$(nproc 2>/dev/null || echo 2)"
+  RUN="$(mktemp -d "${TMPDIR:-/tmp}/nf-eval.XXXXXX")"
+  local loader_args
+  loader_args="$("$BIN/evaluator" --checkpoint "$ckpt" --print-loader-args)" || exit 2
+  IPC_DIR="$RUN"
+  trap on_interrupt INT TERM
+  start_data_stages "$loader_args" "$workers" "$RUN"
+  start_main evaluator "$BIN/evaluator" --augment "$AUGMENT_EP" --checkpoint "$ckpt" \
+    --device "$DEVICE" --log "$RUN/evaluator.log" "${rest[@]}"
+  STAGE_LOG[$MAIN_PID]="$RUN/evaluator.log"
+  local rc=0
+  supervise || rc=$?
+  if [ "$rc" -eq 0 ]; then rm -rf "$RUN"; else say "run.sh: logs kept in $RUN"; fi
+  return "$rc"
+}
+
+verb_predict() {
+  [ $# -ge 2 ] || die "usage: ./run.sh predict CHECKPOINT IMAGE... [--top K] [--json]"
+  local ckpt="$1"; shift
+  need_programs
+  exec "$BIN/evaluator" predict --checkpoint "$ckpt" "$@"
+}
+
+verb_data() {
+  need_programs
+  resolve_data "$(opt_value --data "$@")"
+  printf '%s\n' "$DATA"
+}
+
 verb_help() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 main() {
-  local verb="${1:-help}"
+  local verb="${1:-main}"
   [ $# -gt 0 ] && shift
   case "$verb" in
+    main) verb_train main "$@" ;;
+    train) verb_train train "$@" ;;
+    lr-find) verb_train lr-find "$@" ;;
+    eval) verb_eval "$@" ;;
+    predict) verb_predict "$@" ;;
+    data) verb_data "$@" ;;
     help|-h|--help) verb_help ;;
     setup) setup_packages ;;
     build) setup_packages; configure_and_build "$BUILD" ;;

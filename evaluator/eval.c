@@ -94,6 +94,15 @@ static int s_model_read(const char *path, s_model_t *m)
     return 0;
 }
 
+int eval_checkpoint_recipe(const char *path, recipe_t *out)
+{
+    s_model_t m;
+    if (s_model_read(path, &m) != 0) return -1;
+    *out = m.recipe;
+    ckpt_info_free(&m.info);
+    return 0;
+}
+
 // The learner for a checkpoint (kept across checkpoints of one architecture).
 static int s_load(eval_t *self, const char *path, const s_model_t *m)
 {

@@ -24,6 +24,7 @@
 
 #include "client.h"
 #include "exec.h"
+#include "recipe.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,6 +59,10 @@ typedef struct {
 } eval_result_t;
 
 typedef struct eval_t eval_t;
+
+// The recipe a checkpoint was trained with (its run configuration), e.g. to
+// start a loader on the same data and split. Returns 0, or -1 (logged).
+int eval_checkpoint_recipe(const char *path, recipe_t *out);
 
 eval_t *eval_new(const eval_config_t *cfg);
 void eval_destroy(eval_t **self_p);

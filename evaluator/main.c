@@ -34,7 +34,7 @@ typedef struct {
     int tta, tta_n, threads, top;
     float tta_beta;
     uint32_t size, presize, bs;
-    bool json;
+    bool json, print_loader_args, print_data;
 } s_opts_t;
 
 static void s_usage(FILE *f)
@@ -57,6 +57,8 @@ static void s_usage(FILE *f)
             "  --threads N        CPU threads (default all)\n"
             "  --json             print results as JSON\n"
             "  --top K            predict: classes listed per image (3)\n"
+            "  --print-data       with --checkpoint: print the dataset folder it was trained on\n"
+            "  --print-loader-args  with --checkpoint: print the loader's split options of its run\n"
             "  --job ID           job id (default: the loader's)\n"
             "  --log FILE         also append the log to FILE\n");
 }
@@ -80,7 +82,8 @@ static bool s_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 static int s_parse(int argc, char **argv, int first, s_opts_t *o)
 {
     enum { O_AUGMENT = 256, O_FOLLOW, O_WATCH, O_CKPT, O_TTA, O_NO_TTA, O_N, O_BETA, O_SIZE,
-           O_PRESIZE, O_BS, O_DEVICE, O_THREADS, O_JSON, O_TOP, O_JOB, O_LOG, O_HELP };
+           O_PRESIZE, O_BS, O_DEVICE, O_THREADS, O_JSON, O_TOP, O_JOB, O_LOG, O_HELP,
+           O_PRINT_LOADER, O_PRINT_DATA };
     static const struct option opts[] = {
         {"augment", required_argument, 0, O_AUGMENT}, {"follow", required_argument, 0, O_FOLLOW},
         {"watch", required_argument, 0, O_WATCH},     {"checkpoint", required_argument, 0, O_CKPT},
@@ -91,6 +94,8 @@ static int s_parse(int argc, char **argv, int first, s_opts_t *o)
         {"threads", required_argument, 0, O_THREADS}, {"json", no_argument, 0, O_JSON},
         {"top", required_argument, 0, O_TOP},         {"job", required_argument, 0, O_JOB},
         {"log", required_argument, 0, O_LOG},         {"help", no_argument, 0, O_HELP},
+        {"print-loader-args", no_argument, 0, O_PRINT_LOADER},
+        {"print-data", no_argument, 0, O_PRINT_DATA},
         {0, 0, 0, 0}};
     *o = (s_opts_t){.tta = -1, .tta_beta = -1.0f, .device = "auto"};
     optind = first;
@@ -136,6 +141,8 @@ static int s_parse(int argc, char **argv, int first, s_opts_t *o)
             break;
         case O_JOB: o->job = optarg; break;
         case O_LOG: o->log_file = optarg; break;
+        case O_PRINT_LOADER: o->print_loader_args = true; break;
+        case O_PRINT_DATA: o->print_data = true; break;
         case O_HELP: s_usage(stdout); exit(0);
         default: return s_fail("unknown or incomplete option", argv[optind - 1]);
         }
@@ -393,12 +400,36 @@ int main(int argc, char **argv)
     }
     int prc = s_parse(argc, argv, predict ? 2 : 1, &o);
     if (prc != 0) return prc;
+    if ((o.print_loader_args || o.print_data) && !predict) {
+        recipe_t r;
+        if (!o.checkpoint) return s_fail("--print-loader-args and --print-data need --checkpoint", NULL);
+        if (eval_checkpoint_recipe(o.checkpoint, &r) != 0) return 2;
+        if (o.print_data) {
+            if (!r.data[0]) {
+                fprintf(stderr, "evaluator: %s does not say which data it was trained on: give --data\n",
+                        o.checkpoint);
+                return 2;
+            }
+            printf("%s\n", r.data);
+        } else {
+            char args[256];
+            recipe_loader_args(&r, args, sizeof args);
+            printf("%s\n", args);
+        }
+        return 0;
+    }
     if (o.log_file) {
         nf_log_config_t fl = {.stage = "evaluator", .level = NF_LOG_INFO, .file = o.log_file};
         nf_log_init(&fl);
     }
+    // first: every thread created later (CUDA, ZeroMQ, OpenMP) inherits the blocked mask
+    nf_signals_t *sig = nf_signals_new();
+    if (!sig) return 1;
     eval_config_t ec = {.threads = o.threads, .stop_fd = -1};
-    if (s_backend(&o, &ec.backend) != 0) return 2;
+    if (s_backend(&o, &ec.backend) != 0) {
+        nf_signals_destroy(&sig);
+        return 2;
+    }
     if (predict) {
         if (!o.checkpoint) return s_fail("predict needs --checkpoint FILE", NULL);
         if (optind >= argc) return s_fail("predict needs image files", NULL);
@@ -408,18 +439,20 @@ int main(int argc, char **argv)
                             .top = o.top, .json = o.json};
         int rc = eval_predict(ev, &p);
         eval_destroy(&ev);
+        nf_signals_destroy(&sig);
         return rc < 0 ? 1 : rc;
     }
-    if (optind < argc) return s_fail("unexpected argument", argv[optind]);
     int modes = (o.follow != NULL) + (o.watch != NULL) + (o.checkpoint != NULL);
-    if (modes != 1) return s_fail("give exactly one of --follow, --watch, --checkpoint", NULL);
-    if (!o.augment) return s_fail("--augment EP is required (the `augment serve` endpoint)", NULL);
-    if (o.checkpoint && !nf_is_file(o.checkpoint)) {
+    const char *bad = optind < argc ? "unexpected argument"
+                      : modes != 1  ? "give exactly one of --follow, --watch, --checkpoint"
+                      : !o.augment  ? "--augment EP is required (the `augment serve` endpoint)"
+                                    : NULL;
+    if (bad || (o.checkpoint && !nf_is_file(o.checkpoint))) {
+        nf_signals_destroy(&sig);
+        if (bad) return s_fail(bad, optind < argc ? argv[optind] : NULL);
         fprintf(stderr, "evaluator: no checkpoint file %s\n", o.checkpoint);
         return 2;
     }
-    nf_signals_t *sig = nf_signals_new();
-    if (!sig) return 1;
     void *zctx = zmq_ctx_new();
     NF_CHECK(zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     augment_client_config_t cc = {.endpoint = o.augment, .job = o.job, .name = "evaluator",

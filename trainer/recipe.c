@@ -375,6 +375,16 @@ int recipe_check(const recipe_t *r, char *err, size_t errlen)
     return 0;
 }
 
+void recipe_loader_args(const recipe_t *r, char *buf, size_t len)
+{
+    if (r->valid_pct > 0)
+        snprintf(buf, len, "--split random --valid-pct %g --seed %llu", r->valid_pct,
+                 (unsigned long long)r->seed);
+    else
+        snprintf(buf, len, "--split folders --valid %s --seed %llu", r->valid_name,
+                 (unsigned long long)r->seed);
+}
+
 int recipe_total_epochs(const recipe_t *r)
 {
     int n = 0;

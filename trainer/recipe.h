@@ -98,6 +98,10 @@ char *recipe_to_json(const recipe_t *r);
 // Reads back what recipe_to_json wrote (for eval and predict). 0 or -1.
 int recipe_from_json(recipe_t *r, const char *json);
 
+// The loader coordinator's split options for this recipe, e.g. "--split
+// random --valid-pct 0.2 --seed 42" (one line, no newline).
+void recipe_loader_args(const recipe_t *r, char *buf, size_t len);
+
 // Names: "one_cycle" | "fine_tune" | "flat_cos"; "imagenet" | "none" | "computed".
 const char *recipe_fit_name(recipe_fit_t f);
 const char *recipe_norm_name(recipe_norm_t n);

@@ -298,9 +298,16 @@ static void s_on_results(s_run_t *run, const announce_result_t *res, int n)
 static void s_service(s_run_t *run, int timeout_ms)
 {
     announce_result_t res[S_MAX_RESULTS];
-    int n = announce_poll(run->ann, timeout_ms, res, S_MAX_RESULTS);
-    if (n > 0) s_on_results(run, res, n);
-    if (nf_signals_take(run->sig)) run->interrupted = true;
+    if (run->ann) {
+        int n = announce_poll(run->ann, timeout_ms, res, S_MAX_RESULTS);
+        if (n > 0) s_on_results(run, res, n);
+    } else if (timeout_ms > 0) {
+        nf_sleep_ms(timeout_ms);
+    }
+    if (!run->interrupted && nf_signals_take(run->sig)) {
+        run->interrupted = true;
+        nf_log_warn("trainer: interrupted (a signal): stopping");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -422,7 +429,9 @@ static int s_compute_stats(s_run_t *run)
     for (;;) {
         int got = augment_client_next(run->cl, S_STATS_STREAM, &b, S_WAIT_MS);
         if (got == 1) break;
-        if (got == 0 || errno != ETIMEDOUT || nf_signals_take(run->sig)) return -1;
+        if (got == 0 || errno != ETIMEDOUT) return -1;
+        s_service(run, 0);
+        if (run->interrupted) return -1;
     }
     size_t count = (size_t)b->n * b->h * b->w;
     float *x = nf_xmalloc(count * 3 * sizeof(float));
@@ -471,8 +480,6 @@ static int s_setup(s_run_t *run)
     if (s_open_run_folder(run) != 0) return -1;
     char device[128];
     if (s_choose_device(run, device, sizeof device) != 0) return -1;
-    run->sig = nf_signals_new();
-    if (!run->sig) return -1;
     run->zctx = zmq_ctx_new();
     NF_CHECK(run->zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     augment_client_config_t cc = {.endpoint = run->o.augment, .job = run->o.job,
@@ -491,12 +498,13 @@ static int s_setup(s_run_t *run)
         }
     }
     // the dataset through augment (which asks the loader)
-    for (double waited = 0;; waited += 5) {
+    for (double waited = 0;; waited += S_WAIT_MS / 1000.0) {
         if (augment_client_dataset(run->cl, &run->n_classes, &run->classes, &run->n_train,
-                                   &run->n_valid, 5000) == 0)
+                                   &run->n_valid, S_WAIT_MS) == 0)
             break;
-        if (nf_signals_take(run->sig)) return -1;
-        if (waited >= 30 && fmod(waited, 30) < 5)
+        s_service(run, 0);
+        if (run->interrupted) return -1;
+        if (fmod(waited + 1e-9, 30.0) < S_WAIT_MS / 1000.0 && waited > 1)
             nf_log_warn("trainer: waiting for the augment stage at %s (%.0f s)", run->o.augment,
                         waited);
     }
@@ -951,26 +959,24 @@ static int s_lr_find(s_run_t *run)
 
 // ---------------------------------------------------------------------------
 
-static void s_print_loader_args(const recipe_t *r)
-{
-    if (r->valid_pct > 0) printf("--split random --valid-pct %g", r->valid_pct);
-    else printf("--split folders --valid %s", r->valid_name);
-    printf(" --seed %llu\n", (unsigned long long)r->seed);
-}
-
 int trainer_train_main(int argc, char **argv, bool lr_find)
 {
     s_run_t run;
     memset(&run, 0, sizeof run);
     if (s_parse(&run.o, argc, argv, lr_find) != 0) return 2;
     if (run.o.print_loader_args) {
-        s_print_loader_args(&run.o.r);
+        char args[256];
+        recipe_loader_args(&run.o.r, args, sizeof args);
+        printf("%s\n", args);
         return 0;
     }
     run.t0 = nf_now_s();
     int rc = 1;
+    // first: every thread created later (CUDA, ZeroMQ, OpenMP) inherits the blocked mask
+    run.sig = nf_signals_new();
+    if (!run.sig) return 1;
     if (s_setup(&run) != 0) {
-        rc = run.sig && nf_signals_take(run.sig) ? 130 : 1;
+        rc = run.interrupted ? 130 : 1;
         s_teardown(&run);
         return rc;
     }

@@ -98,12 +98,17 @@ int augment_serve_main(int argc, char **argv)
     }
     if (optind < argc) return s_fail("unexpected argument", argv[optind]);
     if (!cfg.coordinator) return s_fail("--connect COORDINATOR is required", NULL);
+    // first: every thread created later (CUDA, ZeroMQ, OpenMP) inherits the blocked mask
+    nf_signals_t *sig = nf_signals_new();
+    if (!sig) return 1;
     int gpus = augment_cuda_devices();
     if (strcmp(device, "auto") == 0) {
         cfg.backend = gpus > 0 ? AUGMENT_BACKEND_CUDA : AUGMENT_BACKEND_CPU;
     } else if (augment_backend_parse(device, &cfg.backend) != 0) {
+        nf_signals_destroy(&sig);
         return s_fail("--device must be cpu, cuda or auto, not", device);
     } else if (cfg.backend == AUGMENT_BACKEND_CUDA && gpus <= 0) {
+        nf_signals_destroy(&sig);
         fprintf(stderr, "augment serve: --device cuda, but no usable GPU\n");
         return 2;
     }
@@ -111,8 +116,6 @@ int augment_serve_main(int argc, char **argv)
         nf_log_config_t lc = {.stage = "augment", .level = NF_LOG_INFO, .file = log_file};
         nf_log_init(&lc);
     }
-    nf_signals_t *sig = nf_signals_new();
-    if (!sig) return 1;
     cfg.stop_fd = nf_signals_fd(sig);
     augment_server_t *srv = augment_server_new(&cfg);
     int rc = 1;
