@@ -169,8 +169,8 @@ resolve_data() {
     DATA="$(cd "$given" && pwd)"
     return
   fi
-  for c in "$NF_DATA_DIR" "$ROOT/../shared/data/imagenette2-224" "$CACHE/imagenette2-160" \
-           "$CACHE/imagenette2-320" "$CACHE/imagenette2"; do
+  for c in "$NF_DATA_DIR" "$CACHE/imagenette2-160" "$CACHE/imagenette2-320" \
+           "$CACHE/imagenette2"; do
     if is_dataset "$c"; then DATA="$(cd "$c" && pwd)"; return; fi
   done
   if DATA="$(fetch_imagenette)"; then
@@ -343,12 +343,13 @@ verb_train() {
   fi
   choose_device "$device_arg"
   [ -n "$workers" ] || workers="$(nproc 2>/dev/null || echo 2)"
+  local targs=("$@" --preset "$preset" --data "$DATA" --device "$DEVICE")
+  local loader_args   # also checks every recipe option before anything starts
+  loader_args="$("$BIN/trainer" train "${targs[@]}" --print-loader-args)" || exit 2
   RUN="${out:-$ROOT/runs/$(date +%Y%m%d-%H%M%S)-$preset}"
   mkdir -p "$RUN" || die "cannot create the run folder $RUN"
   RUN="$(cd "$RUN" && pwd)"
-  local targs=("$@" --preset "$preset" --data "$DATA" --device "$DEVICE" --out "$RUN")
-  local loader_args
-  loader_args="$("$BIN/trainer" train "${targs[@]}" --print-loader-args)" || exit 2
+  targs+=(--out "$RUN")
   local ipc; ipc="$(ipc_dir)"
   IPC_DIR="$ipc"
   trap on_interrupt INT TERM

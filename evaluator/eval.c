@@ -210,6 +210,30 @@ static int s_pass(eval_t *self, const s_model_t *m, const eval_job_t *job, uint3
     return rc;
 }
 
+void eval_tta_combine(const float *aug_sum, const float *plain, const int32_t *labels, int n,
+                      int c, int n_pass, double beta, double *accuracy, double *loss)
+{
+    // fastai: preds = torch.lerp(mean(aug), plain, beta), on probabilities (not logits)
+    int hit = 0;
+    double nll = 0;
+    for (int r = 0; r < n; r++) {
+        const float *a = aug_sum + (size_t)r * c, *pl = plain + (size_t)r * c;
+        int best = 0;
+        double bv = -1;
+        for (int k = 0; k < c; k++) {
+            double v = (1.0 - beta) * (a[k] / n_pass) + beta * pl[k];
+            if (v > bv) {
+                bv = v;
+                best = k;
+            }
+            if (k == labels[r]) nll -= log(fmax(v, 1e-12));
+        }
+        hit += best == labels[r];
+    }
+    *accuracy = n ? (double)hit / n : 0.0;
+    *loss = n ? nll / n : 0.0;
+}
+
 int eval_run(eval_t *self, const eval_job_t *job, eval_result_t *out,
              void (*on_plain)(const eval_result_t *plain, void *arg), void *arg)
 {
@@ -255,28 +279,11 @@ int eval_run(eval_t *self, const eval_job_t *job, eval_result_t *out,
         for (int p = 1; p <= tta_n; p++)
             if (s_pass(self, &m, job, (uint32_t)p, &pr, &loss_sum, &correct, &n, NULL) != 0)
                 goto done;
-        // fastai: preds = lerp(mean(aug), plain, beta), probabilities not logits
-        uint32_t hit = 0;
-        double nll = 0;
-        for (uint32_t r = 0; r < pr.n_rows; r++) {
-            const float *a = pr.aug + (size_t)r * pr.c, *pl = pr.plain + (size_t)r * pr.c;
-            int best = 0;
-            double bv = -1;
-            for (int k = 0; k < pr.c; k++) {
-                double v = (1.0 - beta) * (a[k] / tta_n) + beta * pl[k];
-                if (v > bv) {
-                    bv = v;
-                    best = k;
-                }
-                if (k == pr.label[r]) nll -= log(fmax(v, 1e-12));
-            }
-            hit += best == pr.label[r];
-        }
+        eval_tta_combine(pr.aug, pr.plain, pr.label, (int)pr.n_rows, pr.c, tta_n, beta,
+                         &out->tta_accuracy, &out->tta_loss);
         out->has_tta = true;
         out->tta_n = tta_n;
         out->tta_beta = beta;
-        out->tta_accuracy = pr.n_rows ? (double)hit / pr.n_rows : 0.0;
-        out->tta_loss = pr.n_rows ? nll / pr.n_rows : 0.0;
         out->tta_s = nf_now_s() - t0;
     }
     rc = 0;

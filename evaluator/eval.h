@@ -73,6 +73,14 @@ void eval_destroy(eval_t **self_p);
 int eval_run(eval_t *self, const eval_job_t *job, eval_result_t *out,
              void (*on_plain)(const eval_result_t *plain, void *arg), void *arg);
 
+// fastai's TTA combination (Learner.tta, fastai-spec.md 10) for n samples of
+// c classes: p = (1 - beta) * aug_sum / n_pass + beta * plain, per sample;
+// *accuracy = fraction with argmax(p) == label, *loss = mean -log p[label].
+void eval_tta_combine(const float *aug_sum,  // (n, c) sum of n_pass softmax passes
+                      const float *plain,    // (n, c) softmax of the plain pass
+                      const int32_t *labels, // (n)
+                      int n, int c, int n_pass, double beta, double *accuracy, double *loss);
+
 typedef struct {
     const char *checkpoint;
     const char *const *files;
