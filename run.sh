@@ -105,6 +105,13 @@ verb_bench() {
 # the pipeline: data, devices, stages and their supervision (docs/usage.md)
 
 CACHE="${NF_CACHE_DIR:-${HOME:-/tmp}/.cache/netteflow}"
+# Four stages share the cores: OpenMP threads that spin at barriers steal them
+# from the others (measured: training 2-4x slower while an evaluation runs; see
+# docs/results.md). Waiting threads sleep instead, unless the user says otherwise.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# The trainer uses every core; the augment stage and the evaluator half of them.
+SIDE_THREADS=$(( $(nproc 2>/dev/null || echo 2) / 2 ))
+[ "$SIDE_THREADS" -ge 1 ] || SIDE_THREADS=1
 IMAGENETTE_URL="${NF_IMAGENETTE_URL:-https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz}"
 BIN=""
 
@@ -305,7 +312,7 @@ start_data_stages() {
     --spawn-workers "$workers" $loader_args
   STAGE_LOG[$!]="$RUN/loader.log"
   start_stage augment "$RUN/augment.log" "$BIN/augment" serve --connect "$LOADER_EP" \
-    --bind "$AUGMENT_EP" --device "$DEVICE"
+    --bind "$AUGMENT_EP" --device "$DEVICE" --threads "$SIDE_THREADS"
   STAGE_LOG[$!]="$RUN/augment.log"
 }
 
@@ -358,7 +365,7 @@ verb_train() {
     start_main trainer "$BIN/trainer" lr-find "${targs[@]}" --augment "$AUGMENT_EP"
   else
     start_stage evaluator "$RUN/evaluator.log" "$BIN/evaluator" --augment "$AUGMENT_EP" \
-      --follow "ipc://$ipc/trainer.ipc" --device "$DEVICE"
+      --follow "ipc://$ipc/trainer.ipc" --device "$DEVICE" --threads "$SIDE_THREADS"
     STAGE_LOG[$!]="$RUN/evaluator.log"
     start_main trainer "$BIN/trainer" train "${targs[@]}" --augment "$AUGMENT_EP" \
       --bind "ipc://$ipc/trainer.ipc"

@@ -28,13 +28,13 @@ wait_for_steps() {
   done
   return 1
 }
-# waits up to $2 s for pid $1 to end; prints its exit status
+# waits up to $2 s for our child $1 to end; sets RC to its exit status (or "timeout")
 wait_exit() {
+  RC=timeout
   for _ in $(seq 1 $(($2 * 5))); do
-    kill -0 "$1" 2>/dev/null || { wait "$1"; echo $?; return; }
+    if ! kill -0 "$1" 2>/dev/null; then wait "$1"; RC=$?; return; fi
     sleep 0.2
   done
-  echo timeout
 }
 
 "$BIN/loader" gen-synthetic --out "$TMP/data" --classes 4 --train 60 --valid 20 >/dev/null \
@@ -50,8 +50,10 @@ RUN1=$!
 wait_for_steps "$TMP/run1" 120 || fail "no training step within 120 s"
 AUG="$(grep -oE 'augment\[[0-9]+\]' "$TMP/run1/augment.log" | head -1 | grep -oE '[0-9]+')"
 [ -n "$AUG" ] && kill -KILL "$AUG"
-rc="$(wait_exit $RUN1 60)"
-[ "$rc" = 1 ] || fail "run.sh exit status after a crash: $rc (want 1)"
+echo "t=${SECONDS}s: augment killed"
+wait_exit $RUN1 60
+echo "t=${SECONDS}s: run.sh ended"
+[ "$RC" = 1 ] || fail "run.sh exit status after a crash: $RC (want 1)"
 n="$(grep -c 'run.sh: the augment stage stopped (signal KILL); stopping the others' "$TMP/run1.err")"
 [ "$n" = 1 ] || { fail "one line naming the crashed stage (got $n)"; cat "$TMP/run1.err"; }
 grep -q 'Killed' "$TMP/run1.err" && fail "bash's own job message leaked"
@@ -62,9 +64,11 @@ for p in $(stage_pids "$TMP/run1"); do kill -0 "$p" 2>/dev/null && fail "stage p
 run run2
 RUN2=$!
 wait_for_steps "$TMP/run2" 120 || fail "no training step within 120 s"
+echo "t=${SECONDS}s: interrupting"
 kill -TERM $RUN2
-rc="$(wait_exit $RUN2 60)"
-[ "$rc" = 130 ] || fail "run.sh exit status after an interrupt: $rc (want 130)"
+wait_exit $RUN2 60
+echo "t=${SECONDS}s: run.sh ended"
+[ "$RC" = 130 ] || fail "run.sh exit status after an interrupt: $RC (want 130)"
 grep -q 'run.sh: interrupted: stopping every stage' "$TMP/run2.err" || fail "interrupt line"
 grep -q '"interrupted":[[:space:]]*true' "$TMP/run2/summary.json" 2>/dev/null \
   || fail "summary.json says interrupted"
