@@ -3,9 +3,10 @@
  * starts the loader coordinator and its workers, the augment stage, the
  * evaluator and the trainer over ipc:// sockets in the run folder, on a small
  * subset of real Imagenette JPEGs (4 classes, linked from NF_DATA_DIR), two
- * short epochs of xresnet18 at 64 px, then TTA. It asserts:
- *   - the run succeeds and prints fastai's table (header + one row per epoch)
- *     and the TTA line;
+ * short epochs of xresnet18 with progressive resizing (48 then 64 px, one
+ * fit_one_cycle each, so two tables), then TTA. It asserts:
+ *   - the run succeeds and prints fastai's table (a header per fit, one row
+ *     per epoch) and the TTA line;
  *   - the loss falls (smoothed train loss, and the batch losses of the first
  *     and last steps) and the accuracy is well above chance (0.25);
  *   - the run folder holds config.json, metrics.csv, metrics.jsonl (per step
@@ -14,8 +15,10 @@
  *     checkpoint;
  *   - `./run.sh eval CKPT --tta` reproduces the run's plain and TTA accuracy
  *     exactly (evaluation is deterministic);
- *   - `./run.sh predict CKPT IMAGE...` names a class for each image.
- * Skips (77) without the data. About a minute on 2 cores.
+ *   - `./run.sh predict CKPT IMAGE...` names a class for each image, mostly the
+ *     right one;
+ *   - `./run.sh lr-find` prints the valley suggestion and writes its plot.
+ * Skips (77) without the data. About two minutes on 2 cores.
  */
 #include "fsutil.h"
 #include "image.h"
@@ -128,7 +131,8 @@ int main(void)
     // --- the run, through the front door
     snprintf(cmd, sizeof cmd,
              "cd %s && NF_BIN_DIR=%s NF_NO_BAR=1 ./run.sh train --data %s --preset tiny "
-             "--sizes 64 --presize 80 --epochs 2 --bs 32 --lr 1e-2 --tta --workers 2 --out %s "
+             "--sizes 48,64 --presize 64,80 --epochs 1,1 --bs 32 --lr 1e-2,5e-3 --tta --workers 2 "
+             "--out %s "
              ">%s/stdout.txt 2>%s/stderr.txt",
              src, bin, sub, run, tmp, tmp);
     int rc = s_sh(cmd);
@@ -139,9 +143,11 @@ int main(void)
     char *err = nf_read_file(path, 1 << 20, &len);
     T_CHECK(rc == 0, "run.sh train exited %d\n--- stdout\n%s\n--- stderr\n%s", rc,
             out ? out : "", err ? err : "");
-    T_CHECK(out && strstr(out, "epoch     train_loss  valid_loss  accuracy  time"),
-            "fastai's table header");
-    T_CHECK(out && strstr(out, "\n0         ") && strstr(out, "\n1         "), "two rows");
+    const char *hdr = "epoch     train_loss  valid_loss  accuracy  time";
+    const char *h1 = out ? strstr(out, hdr) : NULL, *h2 = h1 ? strstr(h1 + 1, hdr) : NULL;
+    T_CHECK(h1 && h2, "fastai's table header, once per fit");
+    T_CHECK(h1 && h2 && strstr(h1, "\n0         ") < h2 && strstr(h2, "\n0         "),
+            "a row under each header");
     T_CHECK(out && strstr(out, "TTA (n=4, beta=0.25) accuracy"), "the TTA line");
     T_CHECK(err && strstr(err, "device: CPU"), "the device is said");
 
@@ -176,7 +182,7 @@ int main(void)
     while (f && fgets(line, sizeof line, f)) {
         int e, fit, fe;
         double t;
-        if (sscanf(line, "%d,%d,%d,%lf", &e, &fit, &fe, &t) == 4 && e < 2) tl[e] = t;
+        if (sscanf(line, "%d,%d,%d,%lf", &e, &fit, &fe, &t) == 4 && e < 2 && fit == e) tl[e] = t;
         rows++;
     }
     if (f) fclose(f);
@@ -202,6 +208,11 @@ int main(void)
     double last_mean = 0;
     for (int i = 0; i < 8; i++) last_mean += last[i] / 8;
     T_CHECK(steps == 36 && epochs == 2, "jsonl: 36 steps, 2 epochs (%d, %d)", steps, epochs);
+    bool sizes = false;
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) sizes |= strstr(line, "\"size\": 64") != NULL;
+    if (f) fclose(f);
+    T_CHECK(sizes, "the second phase trains at 64 px");
     T_CHECK(last_mean < first, "batch loss falls: first 8 %.3f, last 8 %.3f", first, last_mean);
 
     // --- a finished checkpoint, evaluated again by the eval verb (deterministic)
@@ -237,6 +248,24 @@ int main(void)
     if (f) fclose(f);
     T_CHECK(lines == 50, "a prediction per image (%d)", lines);
     T_CHECK(right >= 20, "parachutes predicted as parachutes: %d of 50", right);
+
+    // --- lr_find on the same data
+    char lrf[2048];
+    snprintf(lrf, sizeof lrf, "%s/lrfind", tmp);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && NF_BIN_DIR=%s NF_NO_BAR=1 ./run.sh lr-find --data %s --preset tiny --size 48 "
+             "--presize 64 --bs 32 --num-it 30 --workers 2 --out %s >%s/lrf.txt 2>&1",
+             src, bin, sub, lrf, tmp);
+    rc = s_sh(cmd);
+    T_CHECK(rc == 0, "run.sh lr-find exited %d", rc);
+    snprintf(path, sizeof path, "%s/lrf.txt", tmp);
+    char *lo = nf_read_file(path, 1 << 20, &len);
+    const char *sg = lo ? strstr(lo, "valley suggestion lr = ") : NULL;
+    double sugg = sg ? atof(sg + strlen("valley suggestion lr = ")) : 0;
+    T_CHECK(sugg > 1e-7 && sugg < 10, "a valley suggestion in the range (%g)", sugg);
+    T_CHECK(s_has(lrf, "lr_find.csv"), "lr_find.csv");
+    s_png(lrf, "lr_find.png", 600);
+    free(lo);
 
     cJSON_Delete(sum);
     cJSON_Delete(ev);
