@@ -312,7 +312,7 @@ start_data_stages() {
     --spawn-workers "$workers" $loader_args
   STAGE_LOG[$!]="$RUN/loader.log"
   start_stage augment "$RUN/augment.log" "$BIN/augment" serve --connect "$LOADER_EP" \
-    --bind "$AUGMENT_EP" --device "$DEVICE" --threads "$SIDE_THREADS"
+    --bind "$AUGMENT_EP" --sink "ipc://$ipc/sink.ipc" --device "$DEVICE" --threads "$SIDE_THREADS"
   STAGE_LOG[$!]="$RUN/augment.log"
 }
 

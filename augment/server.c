@@ -146,7 +146,10 @@ augment_server_t *augment_server_new(const augment_server_config_t *cfg)
     self->weights = nf_xmalloc(S_MAX_BS * sizeof *self->weights);
     self->indices = nf_xmalloc(S_MAX_BS * sizeof *self->indices);
     self->free_lids = nf_xmalloc(S_MAX_STREAMS * sizeof *self->free_lids);
-    self->next_lid = 1;
+    // Loader stream ids start at a value of this incarnation: raw batches that a
+    // previous augment process asked for, still arriving at a re-bound sink after
+    // a restart, then match no stream of ours and are dropped.
+    self->next_lid = 1 + (((uint32_t)nf_wall_ms() ^ ((uint32_t)getpid() << 16)) & 0x7FFFF000u);
     return self;
 }
 
@@ -235,7 +238,7 @@ static int s_send(augment_server_t *self, int peer, Nf__Envelope *env, zmq_msg_t
 // A context for cfg (reused when an identical one exists). -1 when it cannot start.
 static int s_ctx_get(augment_server_t *self, const augment_config_t *cfg)
 {
-    int victim = -1;
+    int victim = -1;  // an empty slot, else the least recently used one no stream holds
     for (int i = 0; i < S_CACHE; i++) {
         s_ctx_t *c = &self->cache[i];
         if (c->aug && memcmp(&c->cfg, cfg, sizeof *cfg) == 0) {
@@ -246,8 +249,9 @@ static int s_ctx_get(augment_server_t *self, const augment_config_t *cfg)
         if (!c->aug) {
             if (victim < 0 || self->cache[victim].aug) victim = i;
         } else if (c->refs == 0 && (victim < 0 || (self->cache[victim].aug &&
-                                                   c->used < self->cache[victim].used)))
+                                                   c->used < self->cache[victim].used))) {
             victim = i;
+        }
     }
     if (victim < 0) {
         nf_log_error("augment: more than %d distinct stream configurations at once", S_CACHE);

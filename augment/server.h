@@ -43,7 +43,9 @@
 typedef struct {
     const char *coordinator;   // loader coordinator endpoint (required)
     const char *bind;          // downstream ROUTER endpoint; NULL = tcp://127.0.0.1:5556
-    const char *sink;          // loader sink (PULL) endpoint; NULL = tcp://127.0.0.1:*
+    const char *sink;          // loader sink (PULL) endpoint; NULL = tcp://127.0.0.1:*. A
+                               // fixed one lets workers deliver batches in flight to a
+                               // restarted augment at once (else they retry for 30 s)
     const char *job;           // job id; NULL = adopt the coordinator's
     augment_backend_t backend; // CPU (OpenMP) or CUDA
     int threads;               // CPU threads; 0 = OpenMP's default

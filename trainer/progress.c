@@ -51,9 +51,10 @@ void progress_update(progress_t *p, int done, double images)
     }
     for (; cells < W; cells++) bar[len++] = ' ';
     bar[len] = 0;
-    char a[16], b[16];
-    fprintf(stderr, "\r\033[K%s |%s| %d/%d [%s<%s, %.1f img/s]", p->desc, bar, done, p->total,
-            nf_format_time(el, a), nf_format_time(eta, b), el > 0 ? images / el : 0.0);
+    char a[16], b[16], rate[32] = "";
+    if (images > 0 && el > 0) snprintf(rate, sizeof rate, ", %.1f img/s", images / el);
+    fprintf(stderr, "\r\033[K%s |%s| %d/%d [%s<%s%s]", p->desc, bar, done, p->total,
+            nf_format_time(el, a), nf_format_time(eta, b), rate);
     fflush(stderr);
     p->drawn = true;
 }

@@ -736,18 +736,11 @@ static int s_wait_results(s_run_t *run)
 {
     if (run->o.no_eval) return 0;
     double t0 = nf_now_s(), last_note = t0;
-    bool said = false;
+    progress_begin(&run->bar, "waiting for the evaluator", run->n_ep + (run->o.r.tta ? 1 : 0));
     for (;;) {
         bool rows = run->next_row == run->n_ep;
         if (rows && (!run->o.r.tta || run->have_tta)) return 0;
-        if (!said) {
-            char line[256];
-            snprintf(line, sizeof line, "waiting for the evaluator%s",
-                     rows ? " (TTA)" : "");
-            progress_begin(&run->bar, line, 1);
-            said = true;
-        }
-        progress_update(&run->bar, 0, 0);
+        progress_update(&run->bar, run->next_row + (run->have_tta ? 1 : 0), 0);
         s_service(run, S_WAIT_MS);
         if (run->interrupted) return -1;
         double now = nf_now_s();

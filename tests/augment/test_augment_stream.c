@@ -51,8 +51,10 @@ static void s_srv_start(s_srv_t *s, const char *coordinator, const char *endpoin
 {
     memset(s, 0, sizeof *s);
     NF_CHECK(pipe(s->stop) == 0, "pipe");
-    augment_server_config_t c = {.coordinator = coordinator, .bind = endpoint, .threads = 1,
-                                 .heartbeat_ms = 100, .stop_fd = s->stop[0]};
+    char sink[512];
+    snprintf(sink, sizeof sink, "ipc://%s/sink.ipc", t_tmpdir());
+    augment_server_config_t c = {.coordinator = coordinator, .bind = endpoint, .sink = sink,
+                                 .threads = 1, .heartbeat_ms = 100, .stop_fd = s->stop[0]};
     s->srv = augment_server_new(&c);
     NF_CHECK(s->srv != NULL, "augment server on %s", endpoint);
     snprintf(s->endpoint, sizeof s->endpoint, "%s", augment_server_endpoint(s->srv));
