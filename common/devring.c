@@ -234,6 +234,16 @@ void devring_publish(devring_t *r, int slot, void *stream)
              "devring: publishing slot %d in state %u", slot, want);
 }
 
+void devring_write(devring_t *r, int slot, const void *src, size_t bytes, void *stream)
+{
+    NF_CHECK(bytes <= r->cfg.slot_bytes, "devring: %zu bytes into a slot of %zu", bytes,
+             r->cfg.slot_bytes);
+    if (r->cfg.kind == DEVRING_CUDA)
+        devring_cuda_upload(devring_slot(r, slot), src, bytes, stream);
+    else
+        memcpy(devring_slot(r, slot), src, bytes);
+}
+
 int devring_available(const devring_t *r)
 {
     int n = 0;

@@ -91,6 +91,11 @@ uint64_t devring_offset(const devring_t *r, int slot);
 // Marks the slot readable. CUDA: records the slot's ready event on `stream`
 // (the stream that wrote it) first.
 void devring_publish(devring_t *r, int slot, void *stream);
+// Copies bytes of host memory into the slot (a producer whose batch is on the
+// host): memcpy for a host ring, an upload queued on `stream` (NULL: the
+// default stream) for a CUDA ring; src must stay valid until the stream gets
+// there (pinned memory makes the upload asynchronous).
+void devring_write(devring_t *r, int slot, const void *src, size_t bytes, void *stream);
 // Slots free or released now (a producer can acquire that many).
 int devring_available(const devring_t *r);
 // Takes every slot back (the consumer is gone).

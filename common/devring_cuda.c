@@ -126,3 +126,8 @@ void devring_cuda_record(void *event, void *stream)
 {
     S_CK(cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
 }
+
+void devring_cuda_upload(void *dst, const void *src, size_t bytes, void *stream)
+{
+    S_CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)stream));
+}

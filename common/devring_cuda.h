@@ -38,5 +38,7 @@ void devring_cuda_close(devring_cuda_t *c);
 // stream waits for event; event recorded on stream.
 void devring_cuda_wait(void *stream, void *event);
 void devring_cuda_record(void *event, void *stream);
+// Host -> device copy queued on stream.
+void devring_cuda_upload(void *dst, const void *src, size_t bytes, void *stream);
 
 #endif

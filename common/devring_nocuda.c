@@ -26,3 +26,7 @@ void devring_cuda_destroy(devring_cuda_t *c) { NF_CHECK(0, "no CUDA ring exists 
 void devring_cuda_close(devring_cuda_t *c) { NF_CHECK(0, "no CUDA ring exists in this build"); }
 void devring_cuda_wait(void *stream, void *event) { NF_CHECK(0, "no CUDA ring exists in this build"); }
 void devring_cuda_record(void *event, void *stream) { NF_CHECK(0, "no CUDA ring exists in this build"); }
+void devring_cuda_upload(void *dst, const void *src, size_t bytes, void *stream)
+{
+    NF_CHECK(0, "no CUDA ring exists in this build");
+}
