@@ -22,7 +22,7 @@ export NF_DATA_DIR="${NF_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data/imagenett
 
 # Debian packages the product builds against (CUDA comes from /usr/local/cuda when present).
 DEB_PACKAGES=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev libzmq3-dev
-  libturbojpeg0-dev libpng-dev libcjson-dev libdnnl-dev
+  libturbojpeg0-dev libpng-dev libcjson-dev libdnnl-dev zlib1g-dev
   libstb-dev)  # libstb-dev: stb_image, an independent JPEG decoder for the loader tests
 
 say() { printf '%s\n' "$*" >&2; }
