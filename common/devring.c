@@ -164,6 +164,8 @@ devring_t *devring_new(const devring_config_t *cfg)
             devring_destroy(&r);
             return NULL;
         }
+        if (r->cuda.ipc_error[0])
+            nf_log_warn("devring: %s; the ring serves this process only", r->cuda.ipc_error);
         memcpy(d->mem, r->cuda.mem_handle, sizeof d->mem);
         memcpy(d->ready, r->cuda.ready_handle, sizeof d->ready);
         memcpy(d->done, r->cuda.done_handle, sizeof d->done);
@@ -188,6 +190,11 @@ void devring_destroy(devring_t **self_p)
 
 const void *devring_descriptor(const devring_t *r, size_t *len)
 {
+    if (r->cuda.ipc_error[0]) {
+        nf_log_error("devring: no descriptor for other processes: %s", r->cuda.ipc_error);
+        *len = 0;
+        return NULL;
+    }
     *len = sizeof r->desc;
     return &r->desc;
 }

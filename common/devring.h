@@ -77,7 +77,8 @@ devring_t *devring_new(const devring_config_t *cfg);
 void devring_destroy(devring_t **self_p);
 
 // The descriptor to announce with every batch of this ring (the same bytes
-// every time; *len gets their count).
+// every time; *len gets their count). NULL (len 0, logged) for a CUDA ring
+// the platform would not export (no CUDA IPC): it serves its own process.
 const void *devring_descriptor(const devring_t *r, size_t *len);
 
 // A slot to write into, or -1 when every slot is with the consumer. For a

@@ -13,6 +13,7 @@
 #include "check.h"
 
 #include <cuda_runtime.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +38,33 @@ _Static_assert(sizeof(cudaIpcEventHandle_t) == DEVRING_HANDLE_BYTES, "IPC event 
         }                                                                                     \
     } while (0)
 
+static void s_events_destroy(devring_cuda_t *c)
+{
+    for (int s = 0; s < c->slots; s++) {
+        if (c->ready[s]) S_CK(cudaEventDestroy((cudaEvent_t)c->ready[s]));
+        if (c->done[s]) S_CK(cudaEventDestroy((cudaEvent_t)c->done[s]));
+        c->ready[s] = c->done[s] = NULL;
+    }
+}
+
+// The per-slot events; interprocess ones with their handles exported, or local ones.
+static cudaError_t s_events_create(devring_cuda_t *c, bool interprocess)
+{
+    const unsigned flags = cudaEventDisableTiming | (interprocess ? cudaEventInterprocess : 0);
+    for (int s = 0; s < c->slots; s++) {
+        cudaError_t rc = cudaEventCreateWithFlags((cudaEvent_t *)&c->ready[s], flags);
+        if (rc == cudaSuccess) rc = cudaEventCreateWithFlags((cudaEvent_t *)&c->done[s], flags);
+        if (rc == cudaSuccess && interprocess)
+            rc = cudaIpcGetEventHandle((cudaIpcEventHandle_t *)c->ready_handle[s],
+                                       (cudaEvent_t)c->ready[s]);
+        if (rc == cudaSuccess && interprocess)
+            rc = cudaIpcGetEventHandle((cudaIpcEventHandle_t *)c->done_handle[s],
+                                       (cudaEvent_t)c->done[s]);
+        if (rc != cudaSuccess) return rc;
+    }
+    return cudaSuccess;
+}
+
 int devring_cuda_create(devring_cuda_t *c, int device, size_t bytes, int slots, char *err,
                         size_t errlen)
 {
@@ -51,17 +79,16 @@ int devring_cuda_create(devring_cuda_t *c, int device, size_t bytes, int slots, 
     }
     S_TRY(cudaSetDevice(device), "cudaSetDevice");
     S_TRY(cudaMalloc(&c->mem, bytes), "cudaMalloc of the ring");
-    S_TRY(cudaIpcGetMemHandle((cudaIpcMemHandle_t *)c->mem_handle, c->mem), "cudaIpcGetMemHandle");
-    for (int s = 0; s < slots; s++) {
-        const unsigned flags = cudaEventInterprocess | cudaEventDisableTiming;
-        S_TRY(cudaEventCreateWithFlags((cudaEvent_t *)&c->ready[s], flags), "ring event");
-        S_TRY(cudaEventCreateWithFlags((cudaEvent_t *)&c->done[s], flags), "ring event");
-        S_TRY(cudaIpcGetEventHandle((cudaIpcEventHandle_t *)c->ready_handle[s],
-                                    (cudaEvent_t)c->ready[s]),
-              "cudaIpcGetEventHandle");
-        S_TRY(cudaIpcGetEventHandle((cudaIpcEventHandle_t *)c->done_handle[s],
-                                    (cudaEvent_t)c->done[s]),
-              "cudaIpcGetEventHandle");
+    // Export for other processes. Where the platform refuses IPC the ring
+    // still serves its own process (devring_attach_local); the reason is kept.
+    cudaError_t rc = cudaIpcGetMemHandle((cudaIpcMemHandle_t *)c->mem_handle, c->mem);
+    if (rc == cudaSuccess) rc = s_events_create(c, true);
+    if (rc != cudaSuccess) {
+        snprintf(c->ipc_error, sizeof c->ipc_error, "CUDA IPC unavailable: %s",
+                 cudaGetErrorString(rc));
+        (void)cudaGetLastError();
+        s_events_destroy(c);
+        S_TRY(s_events_create(c, false), "ring events");
     }
     return 0;
 }
@@ -90,15 +117,14 @@ int devring_cuda_open(devring_cuda_t *c, char *err, size_t errlen)
     return 0;
 }
 
+// Waits for the events' last records, then destroys them.
 static void s_events_free(devring_cuda_t *c)
 {
     for (int s = 0; s < c->slots; s++) {
         if (c->ready[s]) S_CK(cudaEventSynchronize((cudaEvent_t)c->ready[s]));
         if (c->done[s]) S_CK(cudaEventSynchronize((cudaEvent_t)c->done[s]));
-        if (c->ready[s]) S_CK(cudaEventDestroy((cudaEvent_t)c->ready[s]));
-        if (c->done[s]) S_CK(cudaEventDestroy((cudaEvent_t)c->done[s]));
-        c->ready[s] = c->done[s] = NULL;
     }
+    s_events_destroy(c);
 }
 
 void devring_cuda_destroy(devring_cuda_t *c)

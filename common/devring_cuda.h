@@ -24,10 +24,13 @@ typedef struct {
     uint8_t done_handle[DEVRING_MAX_SLOTS][DEVRING_HANDLE_BYTES];
     int slots;
     int device;
+    char ipc_error[128];  // producer: why the ring cannot be exported ("" when it can)
 } devring_cuda_t;
 
 // Producer: allocates `bytes` on `device`, creates 2*slots interprocess events
-// and exports every handle into c. Returns 0, or -1 with the reason.
+// and exports every handle into c. Returns 0, or -1 with the reason. Where
+// the platform refuses IPC, the events are local ones and c->ipc_error says
+// why (the ring then serves its own process only).
 int devring_cuda_create(devring_cuda_t *c, int device, size_t bytes, int slots, char *err,
                         size_t errlen);
 // Consumer: opens the memory and events of c's handles. Returns 0 or -1.

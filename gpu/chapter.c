@@ -261,11 +261,10 @@ static int s_setup(s_run_t *r, const char *self_exe)
     if (r->cuda) {
         devring_config_t rc = {.kind = DEVRING_CUDA, .slots = S_RING_SLOTS, .slot_bytes = bytes};
         r->ring = devring_new(&rc);
-        if (!r->ring) return -1;
-        r->peer = devring_attach_local(r->ring);
-    } else {
-        r->host_px = nf_xaligned(bytes);
+        if (r->ring) r->peer = devring_attach_local(r->ring);
+        else nf_log_warn("chapter: no device ring: batches go through host memory");
     }
+    if (!r->ring) r->host_px = nf_xaligned(bytes);
     r->labels = nf_xmalloc((size_t)a->bs * sizeof(int32_t));
     r->partners = nf_xmalloc((size_t)a->bs * sizeof(int32_t));
     r->weights = nf_xmalloc((size_t)a->bs * sizeof(float));
@@ -335,7 +334,7 @@ static int s_augment_batch(s_run_t *r, augment_t *aug, const loader_batch_t *lb,
                          .seq = lb->seq, .pass = lb->pass, .mode = mode};
     augment_out_t o = {.labels = r->labels, .partner_labels = r->partners, .weights = r->weights};
     out->slot = -1;
-    if (r->cuda) {
+    if (r->ring) {
         // the slot comes back once the learner's copy of its previous batch is done
         int s;
         while ((s = devring_acquire(r->ring, augment_stream(aug))) < 0) learner_sync(r->l);

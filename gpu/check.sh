@@ -27,7 +27,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GPU_DIR="$ROOT/.gpu"
-PACK_SIZE=128 PACK_QUALITY=75
+PACK_SIZE=128 PACK_QUALITY=70
 PACK="$GPU_DIR/imagenette-$PACK_SIZE"
 MODE=device OUTDIR="" BUILD="" DATA=""
 while [ $# -gt 0 ]; do
@@ -76,7 +76,7 @@ prepare() {
     sed -i '/^Requires.private/d' "$tmp/prefix/usr/lib/x86_64-linux-gnu/pkgconfig/libzmq.pc"
     (cd "$tmp" && for f in *.deb; do dpkg-deb -f "$f" Package Version | paste -sd' '; done) \
       >"$GPU_DIR/deps.txt"
-    tar -cJf "$GPU_DIR/deps.tar.xz" -C "$tmp/prefix" .
+    XZ_OPT=-9e tar -cJf "$GPU_DIR/deps.tar.xz" -C "$tmp/prefix" .
     rm -rf "$tmp"
   fi
   say "gpu-check: libraries $(du -h "$GPU_DIR/deps.tar.xz" | cut -f1) ($(wc -l <"$GPU_DIR/deps.txt") packages)"
@@ -191,12 +191,18 @@ s_deps() {
   [ -f "$GPU_DIR/deps.tar.xz" ] || { echo "no $GPU_DIR/deps.tar.xz: run ./run.sh gpu-check --prepare first and carry .gpu"; return 1; }
   rm -rf "$DEPS"; mkdir -p "$DEPS/bin" "$DEPS/cudnn/lib" "$DEPS/cudnn/include"
   tar -xJf "$GPU_DIR/deps.tar.xz" -C "$DEPS" || return 1
-  local lib="$DEPS/usr/lib/x86_64-linux-gnu"
+  local lib="$DEPS/usr/lib/x86_64-linux-gnu" lib2="$DEPS/lib/x86_64-linux-gnu"
+  # Debian's absolute symlinks (libz.so -> /lib/...) point into the prefix instead
+  find "$DEPS/usr" "$DEPS/lib" -type l -lname '/*' 2>/dev/null | while read -r l; do
+    local t; t="$(readlink "$l")"
+    [ -e "$DEPS$t" ] && ln -sfn "$DEPS$t" "$l"
+  done
   # .pc files say prefix=/usr: point them at the private prefix
   sed -i "s#^prefix=/usr\$#prefix=$DEPS/usr#" "$lib"/pkgconfig/*.pc "$DEPS"/usr/share/pkgconfig/*.pc 2>/dev/null
   # the Debian programs run with the prefix's libraries
   for prog in protoc-c pkgconf; do
-    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s/usr/bin/%s "$@"\n' "$lib" "$DEPS" "$prog" >"$DEPS/bin/$prog"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s:%s exec %s/usr/bin/%s "$@"\n' "$lib" "$lib2" "$DEPS" "$prog" \
+      >"$DEPS/bin/$prog"
     chmod +x "$DEPS/bin/$prog"
   done
   ln -sf pkgconf "$DEPS/bin/pkg-config"
@@ -232,7 +238,7 @@ s_deps() {
     echo "export PATH=$DEPS/bin:$DEPS/usr/bin:${cuda_home:+$cuda_home/bin:}\$PATH"
     echo "export PKG_CONFIG_PATH=$lib/pkgconfig:$DEPS/usr/share/pkgconfig"
     echo "export CUDNN_LIB_DIR=$DEPS/cudnn/lib CUDNN_INCLUDE_DIR=$DEPS/cudnn/include"
-    echo "export NF_RPATH=$lib:$cudnn_lib${cublas_dir:+:$cublas_dir}"
+    echo "export NF_RPATH=$lib:$lib2:$cudnn_lib${cublas_dir:+:$cublas_dir}"
     echo "export NF_EXTRA_INC=$extra_inc"
     echo "export NF_CUBLAS_DIR=$cublas_dir"
   } >"$DEPS/env.sh"

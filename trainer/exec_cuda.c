@@ -496,7 +496,7 @@ static int s_plan(exec_t *e, int n, int h, int w)
         }
     }
     xresnet_shape_t *shapes = nf_xmalloc((size_t)e->net->n_values * sizeof(*shapes));
-    if (n < 2 || xresnet_shapes(e->net, h, w, shapes) != 0) {
+    if (n < 1 || xresnet_shapes(e->net, h, w, shapes) != 0) {
         nf_log_error("cuda: cannot plan %s for %d images of %dx%d", e->net->arch, n, h, w);
         free(shapes);
         return -1;
