@@ -19,8 +19,9 @@
 # Output (--out DIR, else $OUT, else ./gpu-check-out): summary.json (every step's
 # status, time and figures), check.log (everything), build.log, ctest.log,
 # chapter.log, metrics.csv; a short table is printed last. Each step has its own
-# time limit and a failed step never stops the others; the whole check stops
-# starting new steps after NF_CHECK_BUDGET_S (default 450) seconds.
+# time limit and a failed step never stops the others; no step starts after
+# NF_CHECK_BUDGET_S (default 420) seconds and every step is stopped by
+# NF_CHECK_DEADLINE_S (480): the check fits 8 minutes.
 # Options: --build-dir DIR (default build-gpu; --dry: NF_BUILD_DIR or build),
 # --data DIR (a dataset folder or pack; default .gpu/imagenette-128).
 set -uo pipefail
@@ -112,7 +113,8 @@ LOG="$OUTDIR/check.log"
 : >"$LOG"
 STEPS="$WORK/steps.tsv"
 : >"$STEPS"
-BUDGET="${NF_CHECK_BUDGET_S:-450}"
+BUDGET="${NF_CHECK_BUDGET_S:-420}"      # no step starts after this many seconds
+DEADLINE="${NF_CHECK_DEADLINE_S:-480}"  # and every step is stopped by this one
 T_START=$(date +%s)
 trap 'rm -rf "$WORK"' EXIT
 if [ "$MODE" = dry ]; then
@@ -136,6 +138,7 @@ step() {
     log "== $name: skipped, out of time"
     return
   fi
+  [ "$limit" -gt $((DEADLINE - elapsed)) ] && limit=$((DEADLINE - elapsed))
   log "== $name (limit ${limit} s)"
   t0=$(date +%s.%N)
   # job control: the step runs in its own process group, so the watchdog can
