@@ -19,6 +19,7 @@
 #   ./run.sh test [ctest args]    build, then the whole CPU test suite (ctest)
 #   ./run.sh test --asan          same, in an ASan+UBSan build (build-asan/)
 #   ./run.sh bench NAME [args]    a benchmark from bench/ (loader, trainer, augment, ...)
+#   ./run.sh gpu-check [--prepare|--dry] [--out DIR]   the GPU check (docs/gpu.md)
 #   ./run.sh build                configure and build only
 #   ./run.sh setup                install missing packages only
 #   ./run.sh help                 this text, and the verbs the stages add
@@ -36,7 +37,7 @@ export NF_DATA_DIR="${NF_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data/imagenett
 
 # Debian packages the product builds against (CUDA comes from /usr/local/cuda when present).
 DEB_PACKAGES=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev libzmq3-dev
-  libturbojpeg0-dev libpng-dev libcjson-dev libdnnl-dev
+  libturbojpeg0-dev libpng-dev libcjson-dev libdnnl-dev zlib1g-dev
   libstb-dev)  # libstb-dev: stb_image, an independent JPEG decoder for the loader tests
 
 say() { printf '%s\n' "$*" >&2; }
@@ -443,6 +444,7 @@ main() {
     build) setup_packages; configure_and_build "$BUILD" ;;
     test) setup_packages; verb_test "$@" ;;
     bench) setup_packages; verb_bench "$@" ;;
+    gpu-check) exec "$ROOT/gpu/check.sh" "$@" ;;
     *) die "unknown verb '$verb' (./run.sh help)" ;;
   esac
 }
