@@ -46,6 +46,7 @@ struct augment_client_t {
     nf_wire_expect_t ex;
     nf_wire_stats_t st;
     int64_t last_rx, last_tx;
+    bool stopping;           // stop_fd was readable
     bool have_info;
     char **classes;
     uint32_t n_classes, n_train, n_valid;
@@ -414,10 +415,12 @@ static void s_on_message(augment_client_t *self, nf_wire_msg_t *m)
 // that handled something.
 static void s_pump(augment_client_t *self, int timeout_ms)
 {
-    zmq_pollitem_t item = {.socket = self->dealer, .events = ZMQ_POLLIN};
+    zmq_pollitem_t items[2] = {{.socket = self->dealer, .events = ZMQ_POLLIN},
+                               {.fd = self->cfg.stop_fd, .events = ZMQ_POLLIN}};
     int hb = s_ms(self->cfg.heartbeat_ms, 1000);
-    int rc = zmq_poll(&item, 1, timeout_ms < hb ? timeout_ms : hb);
+    int rc = zmq_poll(items, self->cfg.stop_fd >= 0 ? 2 : 1, timeout_ms < hb ? timeout_ms : hb);
     if (rc < 0 && zmq_errno() != EINTR) nf_log_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
+    if (self->cfg.stop_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) self->stopping = true;
     for (int k = 0; k < 256; k++) {
         nf_wire_msg_t m;
         int got = nf_wire_recv(self->dealer, &self->ex, &m, &self->st, ZMQ_DONTWAIT);
@@ -467,6 +470,10 @@ int augment_client_dataset(augment_client_t *self, uint32_t *n_classes,
     int64_t end = nf_now_ms() + timeout_ms, asked = 0;
     while (!self->have_info) {
         int64_t now = nf_now_ms();
+        if (self->stopping) {
+            errno = EINTR;
+            return -1;
+        }
         if (now >= end) {
             errno = ETIMEDOUT;
             return -1;
@@ -515,6 +522,10 @@ int augment_client_start(augment_client_t *self, const augment_stream_request_t 
     int64_t end = nf_now_ms() + timeout_ms;
     while (st->phase == S_WAIT_PLAN) {
         int64_t left = end - nf_now_ms();
+        if (self->stopping) {
+            errno = EINTR;
+            return -1;
+        }
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -548,6 +559,10 @@ int augment_client_next(augment_client_t *self, uint32_t stream, augment_tensor_
         }
         if (st->next_seq == st->plan.n_batches && st->stats.done) return 0;
         int64_t left = end - nf_now_ms();
+        if (self->stopping) {
+            errno = EINTR;
+            return -1;
+        }
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;

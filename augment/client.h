@@ -36,6 +36,8 @@ typedef struct {
     int heartbeat_ms;         // 0 = 1000
     int restart_ms;           // server silence before re-requesting streams; 0 = 15000
     uint64_t max_batch_bytes; // largest payload accepted; 0 = 1 GiB
+    int stop_fd;              // readable = stop waiting (a signalfd): the blocking calls
+                              // return -1 with errno EINTR; -1 = none
     void *zmq_ctx;            // NULL = own context
 } augment_client_config_t;
 
@@ -90,7 +92,7 @@ augment_client_t *augment_client_new(const augment_client_config_t *cfg);
 void augment_client_destroy(augment_client_t **self_p);
 
 // The dataset's classes and split sizes (asks once). Returns 0, or -1 with
-// errno ETIMEDOUT.
+// errno ETIMEDOUT (or EINTR: stop_fd became readable, here and below).
 int augment_client_dataset(augment_client_t *self, uint32_t *n_classes,
                            const char *const **names, uint32_t *n_train, uint32_t *n_valid,
                            int timeout_ms);

@@ -166,7 +166,8 @@ static int s_pass(eval_t *self, const s_model_t *m, const eval_job_t *job, uint3
     memcpy(q.std, m->info.norm_std, sizeof q.std);
     augment_stream_plan_t plan;
     if (augment_client_start(self->cfg.client, &q, &plan, 120000) != 0) {
-        nf_log_error("evaluator: no validation stream from augment: %s", strerror(errno));
+        if (errno != EINTR)
+            nf_log_error("evaluator: no validation stream from augment: %s", strerror(errno));
         return -1;
     }
     float *probs = nf_xmalloc((size_t)q.batch_size * pr->c * sizeof *probs);
@@ -177,7 +178,8 @@ static int s_pass(eval_t *self, const s_model_t *m, const eval_job_t *job, uint3
         if (got == 0) break;
         if (got < 0) {
             if (errno == ETIMEDOUT && !s_stopped(self)) continue;
-            if (errno != ETIMEDOUT) nf_log_error("evaluator: validation stream: %s", strerror(errno));
+            if (errno != ETIMEDOUT && errno != EINTR)
+                nf_log_error("evaluator: validation stream: %s", strerror(errno));
             rc = -1;
             break;
         }

@@ -456,7 +456,7 @@ int main(int argc, char **argv)
     void *zctx = zmq_ctx_new();
     NF_CHECK(zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     augment_client_config_t cc = {.endpoint = o.augment, .job = o.job, .name = "evaluator",
-                                  .zmq_ctx = zctx};
+                                  .stop_fd = nf_signals_fd(sig), .zmq_ctx = zctx};
     augment_client_t *cl = augment_client_new(&cc);
     int rc = 1;
     if (cl) {

@@ -398,7 +398,7 @@ static int s_next(s_run_t *run, augment_tensor_batch_t **b)
         int got = augment_client_next(run->cl, S_TRAIN_STREAM, b, S_WAIT_MS);
         if (got >= 0) return got;
         if (errno != ETIMEDOUT) {
-            nf_log_error("trainer: training stream: %s", strerror(errno));
+            if (errno != EINTR) nf_log_error("trainer: training stream: %s", strerror(errno));
             return -1;
         }
         s_service(run, 0);
@@ -422,7 +422,8 @@ static int s_compute_stats(s_run_t *run)
     q.credits = 1;
     augment_stream_plan_t plan;
     if (augment_client_start(run->cl, &q, &plan, 120000) != 0) {
-        nf_log_error("trainer: no statistics batch from augment: %s", strerror(errno));
+        if (errno != EINTR)
+            nf_log_error("trainer: no statistics batch from augment: %s", strerror(errno));
         return -1;
     }
     augment_tensor_batch_t *b = NULL;
@@ -484,7 +485,7 @@ static int s_setup(s_run_t *run)
     NF_CHECK(run->zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     augment_client_config_t cc = {.endpoint = run->o.augment, .job = run->o.job,
                                   .name = run->o.lr_find ? "lr-find" : "trainer",
-                                  .zmq_ctx = run->zctx};
+                                  .stop_fd = nf_signals_fd(run->sig), .zmq_ctx = run->zctx};
     run->cl = augment_client_new(&cc);
     if (!run->cl) return -1;
     if (!run->o.lr_find) {
@@ -660,7 +661,8 @@ static int s_train_epoch(s_run_t *run, int e)
     augment_stream_plan_t plan;
     double t0 = nf_now_s();
     if (augment_client_start(run->cl, &q, &plan, 120000) != 0) {
-        nf_log_error("trainer: epoch %d: no stream from augment: %s", e, strerror(errno));
+        if (errno != EINTR)
+            nf_log_error("trainer: epoch %d: no stream from augment: %s", e, strerror(errno));
         return -1;
     }
     if (plan.n_batches == 0) {
@@ -969,6 +971,7 @@ int trainer_train_main(int argc, char **argv, bool lr_find)
     run.sig = nf_signals_new();
     if (!run.sig) return 1;
     if (s_setup(&run) != 0) {
+        if (run.sig && !run.interrupted) s_service(&run, 0);
         rc = run.interrupted ? 130 : 1;
         s_teardown(&run);
         return rc;
@@ -980,6 +983,7 @@ int trainer_train_main(int argc, char **argv, bool lr_find)
         rc = 0;
         for (int e = 0; e < run.n_ep && rc == 0; e++)
             if (s_train_epoch(&run, e) != 0) rc = 1;
+        s_service(&run, 0);  // a signal that ended a wait inside the epoch
         if (rc == 0 && s_wait_results(&run) != 0) rc = 1;
         progress_clear(&run.bar);
         if (run.have_tta) {

@@ -75,7 +75,7 @@ static void s_srv_stop(s_srv_t *s, augment_server_stats_t *st)
 static augment_client_t *s_client(const char *endpoint)
 {
     augment_client_config_t c = {.endpoint = endpoint, .name = "test", .heartbeat_ms = 100,
-                                 .restart_ms = 3000};
+                                 .restart_ms = 3000, .stop_fd = -1};
     augment_client_t *cl = augment_client_new(&c);
     NF_CHECK(cl != NULL, "client");
     return cl;
