@@ -131,8 +131,9 @@ need_programs() {
   done
 }
 
-# True when DIR looks like an ImageFolder dataset with a training folder.
-is_dataset() { [ -d "$1" ] && [ -d "$1/train" ]; }
+# True when DIR looks like an ImageFolder dataset with a training folder, or a
+# loader pack (docs/gpu.md).
+is_dataset() { [ -d "$1" ] && { [ -d "$1/train" ] || [ -f "$1/nfpack.idx" ]; }; }
 
 # Downloads and unpacks the Imagenette archive into CACHE; prints the folder.
 # Returns 1 (after one line on stderr) when the download or the archive fails.
@@ -196,7 +197,7 @@ resolve_data() {
 
 # The value of option $1 in the remaining arguments (the last one wins), or "".
 opt_value() {
-  local name="$1" v="" prev=""; shift
+  local name="$1" v="" prev="" a; shift
   for a in "$@"; do
     [ "$prev" = "$name" ] && v="$a"
     prev="$a"
