@@ -337,8 +337,9 @@ verb_train() {
     return 0
   fi
   need_programs
-  local preset data_arg workers device_arg out
+  local preset data_arg workers device_arg out bind
   preset="$(opt_value --preset "$@")"
+  bind="$(opt_value --bind "$@")"
   data_arg="$(opt_value --data "$@")"
   workers="$(opt_value --workers "$@")"
   device_arg="$(opt_value --device "$@")"
@@ -370,7 +371,7 @@ verb_train() {
       --follow "ipc://$ipc/trainer.ipc" --device "$DEVICE" --threads "$SIDE_THREADS"
     STAGE_LOG[$!]="$RUN/evaluator.log"
     start_main trainer "$BIN/trainer" train "${targs[@]}" --augment "$AUGMENT_EP" \
-      --bind "ipc://$ipc/trainer.ipc"
+      --bind "ipc://$ipc/trainer.ipc${bind:+,$bind}"
   fi
   STAGE_LOG[$MAIN_PID]="$RUN/trainer.log"
   local rc=0

@@ -30,7 +30,7 @@ typedef struct {
 
 struct announce_t {
     void *router;
-    char endpoint[256];
+    char endpoint[1024];      // the endpoints really bound, comma-separated
     char job[64];
     nf_wire_expect_t ex;
     nf_wire_stats_t st;
@@ -46,11 +46,25 @@ announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
     nf_zmq_socket_config_t rc = {.type = ZMQ_ROUTER, .sndhwm = 1000, .rcvhwm = 1000,
                                  .router_mandatory = true};
     self->router = nf_zmq_socket_new(zmq_ctx, &rc);
-    if (!self->router ||
-        nf_zmq_bind(self->router, endpoint, self->endpoint, sizeof self->endpoint) != 0) {
+    if (!self->router) {
         announce_destroy(&self, NULL);
         return NULL;
     }
+    // endpoint may list several, comma-separated (ipc for local evaluators, tcp for others)
+    char *list = nf_xstrdup(endpoint), *save = NULL;
+    size_t used = 0;
+    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        char bound[256];
+        if (nf_zmq_bind(self->router, ep, bound, sizeof bound) != 0) {
+            free(list);
+            announce_destroy(&self, NULL);
+            return NULL;
+        }
+        int n = snprintf(self->endpoint + used, sizeof self->endpoint - used, "%s%s",
+                         used ? "," : "", bound);
+        if (n > 0 && (size_t)n < sizeof self->endpoint - used) used += (size_t)n;
+    }
+    free(list);
     self->ex = (nf_wire_expect_t){
         .router = true,
         .job = self->job,

@@ -42,7 +42,8 @@ typedef struct {
 
 typedef struct announce_t announce_t;
 
-// Binds the ROUTER at endpoint. NULL (logged) when it cannot be bound.
+// Binds the ROUTER at endpoint, or at each of a comma-separated list (ipc:// for
+// evaluators on this host, tcp:// for others). NULL (logged) when one cannot be bound.
 announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job);
 // Tells every evaluator Control{STOP} (reason), closes. Accepts NULL.
 void announce_destroy(announce_t **self_p, const char *reason);

@@ -97,7 +97,8 @@ static void s_usage(FILE *f, bool lr_find)
                    "their results arrive (docs/usage.md).\n");
     fprintf(f,
             "  --augment EP         the augment stage's endpoint (required)\n"
-            "  --bind EP            endpoint evaluators follow (default ipc://<out>/trainer.ipc)\n"
+            "  --bind EP[,EP]       endpoint(s) evaluators follow (default ipc://<out>/trainer.ipc;\n"
+            "                       add tcp://0.0.0.0:PORT for evaluators on other machines)\n"
             "  --out DIR            run folder (default runs/<date>-<time>-<preset>)\n"
             "  --job ID             job id (default: the loader's)\n"
             "  --credits N          tensor batches in flight (default 4)\n"
