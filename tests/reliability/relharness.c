@@ -4,11 +4,14 @@
 #include "relharness.h"
 
 #include "check.h"
+#include "fsutil.h"
+#include "jpegfix.h"
 #include "log.h"
 #include "rng.h"
 #include "testlib.h"
 #include "timeutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -120,6 +123,51 @@ bool rh_log_line(const rh_proc_t *p, const char *prefix, char *line, size_t len,
         nf_sleep_ms(20);
     } while (nf_now_s() < end);
     return false;
+}
+
+// ---------------------------------------------------------------------------
+// datasets
+
+const char *rh_link_dataset(const char *data, const char *name)
+{
+    static char root[600];
+    snprintf(root, sizeof root, "%s/%s", t_tmpdir(), name);
+    char src[1200], dst[1200], first_class[256] = "";
+    snprintf(src, sizeof src, "%s/val", data);
+    DIR *d = opendir(src);
+    NF_CHECK(d, "open %s", src);
+    struct dirent *c;
+    while ((c = readdir(d)) != NULL) {
+        if (c->d_name[0] == '.') continue;
+        char cdir[1600];
+        snprintf(cdir, sizeof cdir, "%s/%s", src, c->d_name);
+        DIR *f = opendir(cdir);
+        if (!f) continue;
+        if (!first_class[0] || strcmp(c->d_name, first_class) < 0)
+            snprintf(first_class, sizeof first_class, "%s", c->d_name);
+        snprintf(dst, sizeof dst, "%s/val/%s", root, c->d_name);
+        NF_CHECK(nf_mkdir_p(dst) == 0, "mkdir %s", dst);
+        snprintf(dst, sizeof dst, "%s/train/%s", root, c->d_name);
+        NF_CHECK(nf_mkdir_p(dst) == 0, "mkdir %s", dst);
+        snprintf(dst, sizeof dst, "%s/train/%s/0.jpg", root, c->d_name);
+        jf_write_good(dst, 64, 64, 1, JF_RGB);
+        struct dirent *e;
+        while ((e = readdir(f)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            char s[2000], t[2000];
+            snprintf(s, sizeof s, "%s/%s", cdir, e->d_name);
+            snprintf(t, sizeof t, "%s/val/%s/%s", root, c->d_name, e->d_name);
+            NF_CHECK(symlink(s, t) == 0, "symlink %s", t);
+        }
+        closedir(f);
+    }
+    closedir(d);
+    NF_CHECK(first_class[0], "no class folders in %s", src);
+    for (int k = 0; k < JF_BAD_N; k++) {
+        snprintf(dst, sizeof dst, "%s/val/%s/bad%d.jpg", root, first_class, k);
+        jf_write_bad(dst, (jf_bad_t)k);
+    }
+    return root;
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@
  * samples their memory, and checks exact sample accounting from a delivery
  * log.
  *
+ *   datasets    rh_link_dataset(): a real validation split plus every kind of
+ *               bad file, for long runs (the short tests generate theirs).
  *   processes   rh_spawn() starts a program with stdout + stderr in a log file
  *               under the test's tmpdir and a clean signal mask; rh_stop(),
  *               rh_reap(), rh_signal(), rh_log_line() (wait for a line such as
@@ -62,6 +64,16 @@ int rh_exit_code(const rh_proc_t *p);
 bool rh_log_line(const rh_proc_t *p, const char *prefix, char *line, size_t len, int timeout_ms);
 // The path of a built program (NF_BIN_DIR).
 const char *rh_bin(const char *name);
+
+// ---------------------------------------------------------------------------
+// datasets
+
+// For long runs on real data: DIR's validation files symlinked under
+// <tmpdir>/<name>/val/<class>/, a one-image train folder per class (the
+// coordinator needs a vocabulary), and one file of every jf_bad_t kind in the
+// first class (6 bad files, 2 decoded with warnings). Returns the root
+// (static buffer).
+const char *rh_link_dataset(const char *data, const char *name);
 
 // ---------------------------------------------------------------------------
 // faults

@@ -21,18 +21,15 @@
  */
 #include "fsutil.h"
 #include "harness.h"
-#include "jpegfix.h"
 #include "log.h"
 #include "relharness.h"
 #include "testlib.h"
 #include "timeutil.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum { S_MAX_WORKERS = 16 };
@@ -61,51 +58,6 @@ static bool s_consumer_done(void *arg)
 {
     const s_run_t *r = arg;
     return rh_reap(r->consumer, 0);
-}
-
-// The long run's dataset: DIR's validation files linked under <tmp>/long/val,
-// a one-file train folder (the coordinator needs a vocabulary), and every
-// kind of bad file in the first class.
-static const char *s_link_dataset(const char *data)
-{
-    static char root[600];
-    snprintf(root, sizeof root, "%s/long", t_tmpdir());
-    char src[1200], dst[1200], first_class[256] = "";
-    snprintf(src, sizeof src, "%s/val", data);
-    DIR *d = opendir(src);
-    NF_CHECK(d, "open %s", src);
-    struct dirent *c;
-    while ((c = readdir(d)) != NULL) {
-        if (c->d_name[0] == '.') continue;
-        char cdir[1600];
-        snprintf(cdir, sizeof cdir, "%s/%s", src, c->d_name);
-        DIR *f = opendir(cdir);
-        if (!f) continue;
-        if (!first_class[0] || strcmp(c->d_name, first_class) < 0)
-            snprintf(first_class, sizeof first_class, "%s", c->d_name);
-        snprintf(dst, sizeof dst, "%s/val/%s", root, c->d_name);
-        NF_CHECK(nf_mkdir_p(dst) == 0, "mkdir %s", dst);
-        snprintf(dst, sizeof dst, "%s/train/%s", root, c->d_name);
-        NF_CHECK(nf_mkdir_p(dst) == 0, "mkdir %s", dst);
-        snprintf(dst, sizeof dst, "%s/train/%s/0.jpg", root, c->d_name);
-        jf_write_good(dst, 64, 64, 1, JF_RGB);
-        struct dirent *e;
-        while ((e = readdir(f)) != NULL) {
-            if (e->d_name[0] == '.') continue;
-            char s[2000], t[2000];
-            snprintf(s, sizeof s, "%s/%s", cdir, e->d_name);
-            snprintf(t, sizeof t, "%s/val/%s/%s", root, c->d_name, e->d_name);
-            NF_CHECK(symlink(s, t) == 0, "symlink %s", t);
-        }
-        closedir(f);
-    }
-    closedir(d);
-    NF_CHECK(first_class[0], "no class folders in %s", src);
-    for (int k = 0; k < JF_BAD_N; k++) {
-        snprintf(dst, sizeof dst, "%s/val/%s/bad%d.jpg", root, first_class, k);
-        jf_write_bad(dst, (jf_bad_t)k);
-    }
-    return root;
 }
 
 // The checker itself must see what it is there for: a crafted log with one
@@ -162,7 +114,7 @@ int main(int argc, char **argv)
     NF_CHECK(epochs > 0 && n_workers > 0 && n_workers <= S_MAX_WORKERS, "bad sizes");
     const char *root;
     if (data) {
-        root = s_link_dataset(data);
+        root = rh_link_dataset(data, "long");
         presize = 128, batch = 32, sleep_ms = 0;
     } else {
         root = h_make_dataset("faults", 4, 20, 60, false, true);
