@@ -13,8 +13,16 @@
  *      refused exactly once (reconnects are off), each counted under its own
  *      kind; the unlisted client's own monitor sees the refusal.
  *   3. nf_curve_endpoint_local: which bind endpoints stay on the host.
+ *   4. The loader's processes with CURVE over tcp: a coordinator with an
+ *      allow-list, a consumer (a CURVE client, and its sink a CURVE server)
+ *      and an allowed worker run an epoch, every sample exactly once; an
+ *      unlisted worker, a plain-text worker and a worker that trusts a wrong
+ *      server key never join, and the coordinator logs and counts each kind
+ *      of refusal; a plain-text bind on a non-loopback address is refused.
  */
 #include "curve.h"
+#include "harness.h"
+#include "relharness.h"
 #include "fsutil.h"
 #include "log.h"
 #include "testlib.h"
@@ -305,6 +313,130 @@ static void test_locality(void)
                 cases[i].local ? "local" : "exposed");
 }
 
+// ---------------------------------------------------------------------------
+// 4. the loader's processes over CURVE
+
+static void s_keys(const char *name, char *sec, char *pub, size_t len)
+{
+    char base[600], err[512];
+    s_path(name, base, sizeof base);
+    snprintf(sec, len, "%s.key_secret", base);
+    snprintf(pub, len, "%s.key", base);
+    if (!nf_is_file(sec)) NF_CHECK(nf_curve_keygen(base, NULL, err, sizeof err) == 0, "%s", err);
+}
+
+static void s_allow(const char *dir, const char *pub)
+{
+    size_t len;
+    char *t = nf_read_file(pub, 1 << 16, &len);
+    char dst[1400];
+    const char *name = strrchr(pub, '/');
+    snprintf(dst, sizeof dst, "%s%s", dir, name);
+    NF_CHECK(t && nf_write_file_atomic(dst, t, len) == 0, "allow %s", pub);
+    free(t);
+}
+
+static unsigned long long s_field(const char *line, const char *before)
+{
+    const char *p = strstr(line, before);
+    return p ? strtoull(p + strlen(before), NULL, 10) : 0;
+}
+
+static void test_pipeline(void)
+{
+    const char *root = h_make_dataset("secure", 3, 4, 30, false, false);
+    char err[512];
+    loader_dataset_config_t dc = {.root = root, .mode = LOADER_SPLIT_FOLDERS};
+    loader_dataset_t *ds = loader_dataset_new(&dc, err, sizeof err);
+    NF_CHECK(ds, "%s", err);
+    char co_sec[700], co_pub[700], c_sec[700], c_pub[700], a_sec[700], a_pub[700], b_sec[700],
+        b_pub[700], allow[700], log[700], line[1024];
+    s_keys("p-coordinator", co_sec, co_pub, sizeof co_sec);
+    s_keys("p-consumer", c_sec, c_pub, sizeof c_sec);
+    s_keys("p-worker-a", a_sec, a_pub, sizeof a_sec);
+    s_keys("p-worker-b", b_sec, b_pub, sizeof b_sec);
+    s_path("p-allow", allow, sizeof allow);
+    NF_CHECK(nf_mkdir_p(allow) == 0, "mkdir");
+    s_allow(allow, c_pub);
+    s_allow(allow, a_pub);
+    const char *bin = rh_bin("loader");
+
+    // plain text on an address other hosts reach: refused, one line, exit 1
+    rh_proc_t plain_co;
+    char *pargv[] = {(char *)bin, "coordinator", "--data", (char *)root, "--bind",
+                     "tcp://0.0.0.0:0", NULL};
+    rh_spawn(&plain_co, "p-plain-coordinator", pargv);
+    T_CHECK(rh_reap(&plain_co, 10000) && rh_exit_code(&plain_co) == 1, "plain exposed bind: exit %d",
+            rh_exit_code(&plain_co));
+    T_CHECK(rh_log_line(&plain_co, "", line, sizeof line, 0) && strstr(line, "refusing to bind"),
+            "its message: %s", line);
+
+    rh_proc_t co, con, wa, wb, wc, wd;
+    char *cargv[] = {(char *)bin, "coordinator", "--data", (char *)root, "--bind",
+                     "tcp://127.0.0.1:*", "--heartbeat-ms", "100", "--curve-secret", co_sec,
+                     "--curve-allow", allow, NULL};
+    rh_spawn(&co, "p-coordinator", cargv);
+    T_CHECK(rh_log_line(&co, "coordinator tcp://", line, sizeof line, 20000) && strstr(line, "CURVE"),
+            "coordinator up with CURVE: %s", line);
+    char ep[256] = "";
+    sscanf(line, "coordinator %255s", ep);
+    char *aargv[] = {(char *)bin, "worker", "--connect", ep, "--heartbeat-ms", "100",
+                     "--curve-secret", a_sec, "--curve-server", co_pub, NULL};
+    char *bargv[] = {(char *)bin, "worker", "--connect", ep, "--heartbeat-ms", "100",
+                     "--curve-secret", b_sec, "--curve-server", co_pub, NULL};
+    char *cpargv[] = {(char *)bin, "worker", "--connect", ep, "--heartbeat-ms", "100", NULL};
+    char *dargv[] = {(char *)bin, "worker", "--connect", ep, "--heartbeat-ms", "100",
+                     "--curve-secret", a_sec, "--curve-server", c_pub, NULL};
+    rh_spawn(&wb, "p-worker-unlisted", bargv);
+    rh_spawn(&wc, "p-worker-plain", cpargv);
+    rh_spawn(&wd, "p-worker-wrong-server-key", dargv);
+    rh_spawn(&wa, "p-worker-allowed", aargv);
+    s_path("p-delivery.log", log, sizeof log);
+    char *kargv[] = {(char *)bin, "consume", "--connect", ep, "--split", "valid", "--batch-size",
+                     "8", "--presize", "32", "--log", log, "--timeout-ms", "30000",
+                     "--curve-secret", c_sec, "--curve-server", co_pub, "--curve-allow", allow, NULL};
+    rh_spawn(&con, "p-consumer", kargv);
+    T_CHECK(rh_reap(&con, 60000) && rh_exit_code(&con) == 0, "consumer over CURVE: exit %d (%s)",
+            rh_exit_code(&con), con.log);
+    rh_account_t a;
+    T_CHECK(rh_account_read(log, ds, LOADER_VALID, true, 8, &a) == 0, "delivery log");
+    rh_account_check(&a, 1, 0, NULL, "secure pipeline");
+    rh_account_free(&a);
+    nf_sleep_ms(300);  // let the refused workers try a few more times
+    rh_stop(&wa);
+    rh_stop(&wb);
+    rh_stop(&wc);
+    rh_stop(&wd);
+    rh_stop(&co);
+    T_CHECK(rh_exit_code(&co) == 0, "coordinator stopped cleanly");
+    T_CHECK(rh_log_line(&co, "", line, sizeof line, 0), "coordinator log");
+    char stats[1024] = "", curve[1024] = "";
+    FILE *f = fopen(co.log, "r");
+    for (char buf[1024]; f && fgets(buf, sizeof buf, f);) {
+        if (strstr(buf, "coordinator: ") && strstr(buf, "workers joined"))
+            snprintf(stats, sizeof stats, "%s", buf);
+        if (strstr(buf, "curve: ") && strstr(buf, "clients accepted"))
+            snprintf(curve, sizeof curve, "%s", buf);
+    }
+    if (f) fclose(f);
+    T_CHECK(strstr(stats, ", 1 epochs, 1 workers joined"), "only the allowed worker joined: %s", stats);
+    unsigned long long key = s_field(curve, "(key "), plain = s_field(curve, "plain text "),
+                       crypto = s_field(curve, "wrong server key ");
+    T_CHECK(key >= 1 && plain >= 1 && crypto >= 1 && s_field(curve, "curve: ") >= 2,
+            "refusals by kind: %s", curve);
+    T_CHECK(rh_log_line(&wb, "", line, sizeof line, 0), "unlisted worker log");
+    bool told = false;
+    f = fopen(wb.log, "r");
+    for (char buf[1024]; f && fgets(buf, sizeof buf, f);) told |= strstr(buf, "refused us") != NULL;
+    if (f) fclose(f);
+    T_CHECK(told, "the unlisted worker logs that the coordinator refused it");
+    printf("REL {\"test\": \"curve\", \"accepted\": %llu, \"refused_unlisted_key\": %llu, "
+           "\"refused_plain_text\": %llu, \"refused_wrong_server_key\": %llu, "
+           "\"workers_joined\": 1, \"plain_exposed_bind_refused\": true}\n",
+           s_field(curve, "curve: "), key, plain, crypto);
+    loader_dataset_destroy(&ds);
+}
+
 int main(void)
 {
     nf_log_init(&(nf_log_config_t){.stage = "test", .level = NF_LOG_WARN});
@@ -316,5 +448,6 @@ int main(void)
     zmq_ctx_term(ctx);
     test_server();
     test_locality();
+    test_pipeline();
     return t_done();
 }
