@@ -645,6 +645,7 @@ static int s_cmd_consume(int argc, char **argv)
     loader_consumer_t *con = loader_consumer_new(&cc);
     FILE *dg = digest ? fopen(digest, "w") : NULL;
     FILE *lg = log_path ? fopen(log_path, "w") : NULL;
+    if (lg) setvbuf(lg, NULL, _IOLBF, 0);  // line by line: others follow it while it grows
     if (!con || (digest && !dg) || (log_path && !lg)) {
         if (digest && !dg) fprintf(stderr, "loader consume: cannot write %s: %s\n", digest, strerror(errno));
         if (log_path && !lg) fprintf(stderr, "loader consume: cannot write %s: %s\n", log_path, strerror(errno));
