@@ -302,7 +302,9 @@ int loader_decoder_presize(loader_decoder_t *self, const loader_presize_params_t
 long loader_read_file(const char *path, uint8_t **buf, size_t *cap, loader_bad_t *bad,
                       char *detail, size_t detail_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; it is
+    // refused just below as not a regular file, and reads of regular files ignore it
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         *bad = LOADER_BAD_IO;
         snprintf(detail, detail_len, "open: %s", strerror(errno));
