@@ -5,9 +5,16 @@
  * sparse 300 MB file with an image name must each come back at once as a bad
  * sample with a reason, never block or read without end. A watchdog (alarm)
  * turns a hang into a failure.
+ *
+ * And an image bigger than the memory there is: with the pixel limit lifted
+ * (a user's --max-pixels) and 1 GiB of address space, a JPEG whose header
+ * claims 60000 x 60000 pixels is a TOO_LARGE bad file and the decoder goes on
+ * with the next file; it must not abort (every worker that drew it would die
+ * in turn). Skipped under AddressSanitizer, which needs the address space.
  */
 #include "decode.h"
 #include "fsutil.h"
+#include "jpegfix.h"
 #include "log.h"
 #include "testlib.h"
 
@@ -16,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void s_expect(const char *path, loader_bad_t want, const char *what)
@@ -31,6 +40,41 @@ static void s_expect(const char *path, loader_bad_t want, const char *what)
     T_CHECK(n == -1 && why == want && detail[0], "%s: %ld, %s (%s)", what, n,
             why == LOADER_BAD_NONE ? "read" : loader_bad_name(why), detail);
     free(buf);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+static const bool s_asan = true;
+#else
+static const bool s_asan = false;
+#endif
+
+// In a child with 1 GiB of address space: returns 0 when the bomb was a
+// TOO_LARGE bad file and a good file still decodes afterwards.
+static int s_child_bomb(void)
+{
+    size_t bomb_len, good_len;
+    char path[600];
+    snprintf(path, sizeof path, "%s/bomb.jpg", t_tmpdir());
+    jf_write_bad(path, JF_BAD_OVERSIZED);
+    uint8_t *bomb = nf_read_file(path, 1 << 20, &bomb_len);
+    uint8_t *good = jf_jpeg(64, 48, 1, JF_RGB, &good_len);
+    NF_CHECK(bomb && good, "files");
+    struct rlimit lim = {.rlim_cur = (rlim_t)1 << 30, .rlim_max = (rlim_t)1 << 30};
+    NF_CHECK(setrlimit(RLIMIT_AS, &lim) == 0, "setrlimit");
+    loader_decoder_t *dec = loader_decoder_new();
+    NF_CHECK(dec, "decoder");
+    static uint8_t out[32 * 32 * 3];
+    loader_presize_params_t p = {.size = 32, .max_pixels = UINT64_MAX, .exact = true};
+    loader_decode_info_t info;
+    int rc = loader_decoder_presize(dec, &p, bomb, bomb_len, out, &info);
+    T_CHECK(rc == -1 && info.bad == LOADER_BAD_TOO_LARGE, "bomb: %d %s (%s)", rc,
+            rc ? loader_bad_name(info.bad) : "decoded", info.detail);
+    rc = loader_decoder_presize(dec, &p, good, good_len, out, &info);
+    T_CHECK(rc == 0, "the next file decodes (%s)", info.detail);
+    loader_decoder_destroy(&dec);
+    free(bomb);
+    free(good);
+    return t_failures() ? 1 : 0;
 }
 
 int main(void)
@@ -52,5 +96,17 @@ int main(void)
     s_expect(path, LOADER_BAD_TOO_LARGE, "a 300 MB file (not read)");
     snprintf(path, sizeof path, "%s/missing.jpg", t_tmpdir());
     s_expect(path, LOADER_BAD_IO, "a file that vanished");
+    if (s_asan) {
+        printf("the memory-bomb part is skipped under AddressSanitizer (it needs the address space)\n");
+    } else {
+        fflush(NULL);
+        pid_t pid = fork();
+        NF_CHECK(pid >= 0, "fork");
+        if (pid == 0) _exit(s_child_bomb());
+        int status;
+        NF_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+        T_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "an image larger than memory is a bad file (child status 0x%x)", status);
+    }
     return t_done();
 }
