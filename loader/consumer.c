@@ -285,6 +285,10 @@ static void s_on_control(loader_consumer_t *self, const Nf__Envelope *env)
     case NF__ENVELOPE__BODY_DATASET_INFO: {
         if (self->have_info) return;
         const Nf__DatasetInfo *d = env->dataset_info;
+        if (d->n_classes == 0 || (uint64_t)d->n_train + d->n_valid > UINT32_MAX) {
+            nf_wire_stats_drop(&self->st_ctl, NF_WIRE_DROP_FIELD);  // sizes every bound below
+            return;
+        }
         self->classes = nf_xcalloc(d->n_classes + 1, sizeof *self->classes);
         for (size_t i = 0; i < d->n_classes; i++) self->classes[i] = nf_xstrdup(d->classes[i]);
         self->n_classes = (uint32_t)d->n_classes;
@@ -296,9 +300,11 @@ static void s_on_control(loader_consumer_t *self, const Nf__Envelope *env)
     case NF__ENVELOPE__BODY_EPOCH_PLAN: {
         const Nf__EpochPlan *p = env->epoch_plan;
         s_stream_t *st = s_stream(self, p->stream);
+        // the plan sizes what we allocate for the epoch: batches of the size we
+        // asked for, exactly as many as the samples need, no more samples than items
         if (!st || st->phase != S_WAIT_PLAN || p->epoch != st->req.epoch ||
-            p->batch_size != st->req.batch_size || p->n_batches > p->n_samples ||
-            p->n_samples > self->n_items) {  // bounds what we allocate for the epoch
+            p->batch_size != st->req.batch_size || p->n_samples > self->n_items ||
+            p->n_batches != (uint32_t)(((uint64_t)p->n_samples + p->batch_size - 1) / p->batch_size)) {
             nf_wire_stats_drop(&self->st_ctl, NF_WIRE_DROP_FIELD);
             return;
         }
