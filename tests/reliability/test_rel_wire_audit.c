@@ -6,7 +6,9 @@
  *   - an EpochPlan whose batch count does not follow from its samples and
  *     batch size (it sizes what the consumer allocates for the epoch: a
  *     hostile plan of 4 billion batches made it abort) is dropped and counted;
- * and the right messages that follow are taken.
+ * and the right messages that follow are taken. Also: every socket made
+ * through common/zmqutil.h without explicit limits gets a 1 MiB inbound
+ * message limit, small HWMs and a finite linger (the audit relies on it).
  */
 #include "consumer.h"
 #include "dataset.h"
@@ -74,10 +76,33 @@ static void *s_fake(void *arg)
     return NULL;
 }
 
+static void test_socket_defaults(void *ctx)
+{
+    static const int types[] = {ZMQ_ROUTER, ZMQ_DEALER, ZMQ_PUSH, ZMQ_PULL, ZMQ_REP, ZMQ_PAIR};
+    for (size_t i = 0; i < NF_ARRAY_LEN(types); i++) {
+        nf_zmq_socket_config_t c = {.type = types[i]};
+        void *sock = nf_zmq_socket_new(ctx, &c);
+        NF_CHECK(sock, "socket");
+        int64_t max = 0;
+        int linger = -1, sndhwm = 0, rcvhwm = 0;
+        size_t l8 = sizeof max, l4 = sizeof linger;
+        NF_CHECK(zmq_getsockopt(sock, ZMQ_MAXMSGSIZE, &max, &l8) == 0 &&
+                     zmq_getsockopt(sock, ZMQ_LINGER, &linger, &l4) == 0 &&
+                     zmq_getsockopt(sock, ZMQ_SNDHWM, &sndhwm, &l4) == 0 &&
+                     zmq_getsockopt(sock, ZMQ_RCVHWM, &rcvhwm, &l4) == 0,
+                 "getsockopt");
+        T_CHECK(max == 1 << 20 && linger >= 0 && linger <= 2000 && sndhwm == 16 && rcvhwm == 16,
+                "socket type %d: maxmsgsize %lld, linger %d, hwm %d/%d", types[i], (long long)max,
+                linger, sndhwm, rcvhwm);
+        nf_zmq_close(&sock);
+    }
+}
+
 int main(void)
 {
     nf_log_init(&(nf_log_config_t){.stage = "test", .level = NF_LOG_ERROR});
     void *ctx = zmq_ctx_new();
+    test_socket_defaults(ctx);
     char ep[600], sink[600];
     snprintf(ep, sizeof ep, "ipc://%s/audit.ipc", t_tmpdir());
     snprintf(sink, sizeof sink, "ipc://%s/audit-sink.ipc", t_tmpdir());
