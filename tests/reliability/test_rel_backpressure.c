@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     s_consume_run_t low, high;
     s_consume(ep, ds, credits, batch, presize, sleep_ms, 6, &low);
     rh_mem_sampler_stop(&s);
-    s_consume(ep, ds, credits_high, batch, presize, sleep_ms / 4, 6, &high);
+    s_consume(ep, ds, credits_high, batch, presize, sleep_ms, 6, &high);
     for (int i = 0; i < S_WORKERS; i++) rh_stop(&w[i]);
     rh_stop(&co);
 
