@@ -87,8 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static unsigned serial;
     if (!s_ctx) {
         nf_log_init(&(nf_log_config_t){.stage = "fuzz", .level = NF_LOG_ERROR});
-        s_ctx = zmq_ctx_new();
-        NF_CHECK(s_ctx, "zmq_ctx_new");
+        s_ctx = fz_context();
     }
     if (size < 8) return 0;
     char ep[64], sink[64];

@@ -27,8 +27,7 @@ static loader_dataset_t *s_ds;
 static void s_init(void)
 {
     nf_log_init(&(nf_log_config_t){.stage = "fuzz", .level = NF_LOG_ERROR});
-    s_ctx = zmq_ctx_new();
-    NF_CHECK(s_ctx, "zmq_ctx_new");
+    s_ctx = fz_context();
     const char *root = fz_tmpdir("coordinator");
     char path[1024];
     for (int split = 0; split < 2; split++)
@@ -82,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool answered = false;
     for (int k = 0; k < 100000 && !answered; k++) {
         zmq_pollitem_t it = {.socket = d, .events = ZMQ_POLLIN};
-        NF_CHECK(zmq_poll(&it, 1, 5000) == 1, "the coordinator stopped answering");
+        NF_CHECK(zmq_poll(&it, 1, 20000) == 1, "the coordinator stopped answering");
         nf_wire_msg_t m;
         if (nf_wire_recv(d, &ex, &m, &st, ZMQ_DONTWAIT) == 1) {
             answered = m.env->body_case == NF__ENVELOPE__BODY_DATASET_INFO;

@@ -50,8 +50,7 @@ static void *s_run(void *arg)
 static void s_init(void)
 {
     nf_log_init(&(nf_log_config_t){.stage = "fuzz", .level = NF_LOG_ERROR});
-    s_ctx = zmq_ctx_new();
-    NF_CHECK(s_ctx, "zmq_ctx_new");
+    s_ctx = fz_context();
     s_root = fz_tmpdir("worker");
     char path[1024];
     // the layout the seeds name: train/c0/00i.jpg, train/c0/bad<k>.jpg, train/c0/fifo.jpg

@@ -78,6 +78,13 @@ void fz_put(FILE *f, uint8_t flags, Nf__Envelope *env, const void *payload, size
     free(buf);
 }
 
+void *fz_context(void)
+{
+    void *ctx = zmq_ctx_new();
+    NF_CHECK(ctx && zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 65536) == 0, "zmq context");
+    return ctx;
+}
+
 static char s_dir[512];
 
 static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -46,6 +46,12 @@ void fz_put(FILE *f, uint8_t flags, Nf__Envelope *env, const void *payload, size
 // Packs env (version 1, job "netteflow") into a malloc'ed buffer.
 uint8_t *fz_pack(Nf__Envelope *env, size_t *len);
 
+// The ZeroMQ context of a socket-level target. Every input makes and closes
+// sockets, thousands a second; closed sockets are reaped by a libzmq thread
+// that a loaded machine can starve, so the context allows 64K sockets instead
+// of 1023 (a reaper behind by a second made zmq_socket fail with EMFILE).
+void *fz_context(void);
+
 // A scratch folder for a target's files (mkdtemp under TMPDIR), made once and
 // removed at exit.
 const char *fz_tmpdir(const char *name);
