@@ -17,21 +17,28 @@
  *      removed by the next write (it would otherwise keep the disk full).
  *   4. Corrupt checkpoint files (cut in half, empty, a header length past the
  *      end, bytes flipped in the JSON) are refused with a one-line reason.
+ *   5. The trainer's own checkpoints (trainer/ckpt.h, an xresnet18 learner:
+ *      weights, BN statistics, Adam moments, 134 MB): ckpt_save under a file
+ *      size limit fails with -1, the previous checkpoint's bytes are
+ *      unchanged and ckpt_load restores it (its step) into a fresh learner.
  */
+#include "ckpt.h"
 #include "fsutil.h"
+#include "learner.h"
 #include "log.h"
 #include "safetensors.h"
 #include "testlib.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <sched.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,7 +138,8 @@ static int s_child_fsize(const char *dir)
 
 static int s_child_tmpfs(const char *dir)
 {
-    if (unshare(CLONE_NEWNS) != 0) {
+    // syscall(): trainer/sched.h (the schedules) shadows <sched.h> in this test
+    if (syscall(SYS_unshare, CLONE_NEWNS) != 0) {
         printf("tmpfs part skipped: unshare(CLONE_NEWNS): %s (needs CAP_SYS_ADMIN)\n", strerror(errno));
         return 77;
     }
@@ -225,6 +233,57 @@ static void test_corrupt(const char *dir)
     free(buf);
 }
 
+// ---------------------------------------------------------------------------
+// 5. the trainer's checkpoints
+
+static uint64_t s_file_digest(const char *path)
+{
+    size_t len;
+    uint8_t *b = nf_read_file(path, (size_t)1 << 30, &len);
+    NF_CHECK(b, "read %s", path);
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 0x100000001B3ull;
+    free(b);
+    return h;
+}
+
+static learner_t *s_learner(int64_t step)
+{
+    learner_config_t c = learner_default_config("xresnet18", 10);
+    c.backend = EXEC_REF;
+    learner_t *l = learner_new(&c);
+    NF_CHECK(l, "learner");
+    learner_progress_t p = learner_progress(l);
+    p.step = step;
+    learner_set_progress(l, &p);
+    return l;
+}
+
+static int s_child_trainer(const char *dir)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/ckpt-0000000011.safetensors", dir);
+    learner_t *l = s_learner(11);
+    T_CHECK(ckpt_save(l, path) == 0, "first trainer checkpoint written");
+    uint64_t before = s_file_digest(path);
+    struct rlimit lim;
+    NF_CHECK(getrlimit(RLIMIT_FSIZE, &lim) == 0, "getrlimit");
+    lim.rlim_cur = 16 << 20;
+    NF_CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR && setrlimit(RLIMIT_FSIZE, &lim) == 0, "limit");
+    learner_progress_t p = learner_progress(l);
+    p.step = 22;
+    learner_set_progress(l, &p);
+    T_CHECK(ckpt_save(l, path) == -1, "the next one does not fit: -1");
+    T_CHECK(s_file_digest(path) == before && s_temp_files(dir) == 0,
+            "the previous checkpoint's bytes are unchanged, no temporary file");
+    learner_t *fresh = s_learner(0);
+    T_CHECK(ckpt_load(fresh, path) == 0 && learner_progress(fresh).step == 11,
+            "and it loads (step %lld)", (long long)learner_progress(fresh).step);
+    learner_destroy(&fresh);
+    learner_destroy(&l);
+    return t_failures() ? 1 : 0;
+}
+
 int main(void)
 {
     nf_log_init(&(nf_log_config_t){.stage = "test", .level = NF_LOG_ERROR});
@@ -243,5 +302,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/corrupt", t_tmpdir());
     NF_CHECK(nf_mkdir_p(dir) == 0, "mkdir");
     test_corrupt(dir);
+    snprintf(dir, sizeof dir, "%s/trainer", t_tmpdir());
+    NF_CHECK(nf_mkdir_p(dir) == 0, "mkdir");
+    T_CHECK(s_in_child(s_child_trainer, dir) == 0, "trainer checkpoints: see above");
     return t_done();
 }
