@@ -5,13 +5,15 @@
  * peer sends it the input's records (fuzzmsg.h: hellos, stream requests,
  * credits, acks, task reports, control, garbage) over inproc. Then the peer
  * asks for DatasetInfo and must get it (the coordinator is still serving),
- * draining whatever else it was sent (tasks, plans, heartbeats) meanwhile.
+ * draining whatever else it was sent (tasks, plans, heartbeats) meanwhile;
+ * a minute without any message from it fails the input.
  */
 #include "check.h"
 #include "coordinator.h"
 #include "fsutil.h"
 #include "fuzzmsg.h"
 #include "log.h"
+#include "timeutil.h"
 #include "zmqutil.h"
 
 #include <pthread.h>
@@ -44,9 +46,12 @@ static void s_init(void)
     NF_CHECK(s_ds, "dataset: %s", err);
 }
 
+static volatile bool s_returned;  // the coordinator's run() returned (it saw its stop fd)
+
 static void *s_run(void *arg)
 {
     NF_CHECK(loader_coordinator_run(arg) == 0, "coordinator run failed");
+    s_returned = true;
     return NULL;
 }
 
@@ -65,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     loader_coordinator_t *co = loader_coordinator_new(&cc);
     NF_CHECK(co, "coordinator");
     pthread_t th;
+    s_returned = false;
     NF_CHECK(pthread_create(&th, NULL, s_run, co) == 0, "thread");
     nf_zmq_socket_config_t dc = {.type = ZMQ_DEALER, .sndhwm = 1000, .rcvhwm = 100000};
     void *d = nf_zmq_socket_new(s_ctx, &dc);
@@ -78,17 +84,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     NF_CHECK(nf_wire_send(d, NULL, "netteflow", &env, NULL, 0) == 0, "send");
     nf_wire_expect_t ex = {.bodies = ~(uint64_t)0};
     nf_wire_stats_t st = {0};
+    // Wait for it, draining whatever else comes. A missed wakeup must not look
+    // like a hang: poll in slices and try to receive after each; only a
+    // minute with nothing at all (the coordinator heartbeats every second)
+    // is one.
     bool answered = false;
-    for (int k = 0; k < 100000 && !answered; k++) {
+    int last_body = -1;
+    double quiet_since = nf_now_s();
+    while (!answered) {
         zmq_pollitem_t it = {.socket = d, .events = ZMQ_POLLIN};
-        NF_CHECK(zmq_poll(&it, 1, 20000) == 1, "the coordinator stopped answering");
+        (void)zmq_poll(&it, 1, 100);
         nf_wire_msg_t m;
-        if (nf_wire_recv(d, &ex, &m, &st, ZMQ_DONTWAIT) == 1) {
+        int got = nf_wire_recv(d, &ex, &m, &st, ZMQ_DONTWAIT);
+        if (got >= 0) quiet_since = nf_now_s();
+        if (got == 1) {
             answered = m.env->body_case == NF__ENVELOPE__BODY_DATASET_INFO;
+            last_body = m.env->body_case;
             nf_wire_msg_close(&m);
         }
+        NF_CHECK(answered || nf_now_s() - quiet_since < 60,
+                 "the coordinator stopped answering (its run() %s, last body %d, %llu received)",
+                 s_returned ? "returned" : "is running", last_body,
+                 (unsigned long long)st.accepted);
     }
-    NF_CHECK(answered, "no DatasetInfo");
     NF_CHECK(write(stop[1], "x", 1) == 1, "stop");
     NF_CHECK(pthread_join(th, NULL) == 0, "join");
     loader_coordinator_destroy(&co);
