@@ -15,11 +15,11 @@
 #
 # Writes <build>/reliability/long-run.jsonl (one JSON object per step, the
 # machine first) and each step's log beside it; prints a summary. Exit 1 when
-# a step failed. Options: --epochs N (10), --fuzz-seconds N (120),
+# a step failed. Options: --epochs N (30), --fuzz-seconds N (120),
 # --netns-valid N (1000); NF_DATA_DIR: Imagenette (synthetic data without it).
 set -uo pipefail
 
-EPOCHS=10
+EPOCHS=30
 FUZZ_SECONDS=120
 NETNS_VALID=1000
 while [ $# -gt 0 ]; do
