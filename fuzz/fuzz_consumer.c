@@ -48,7 +48,7 @@ static void *s_fake(void *arg)
         if (nf_wire_recv(f->router, &ex, &m, &st, 0) != 1) continue;
         Nf__Envelope out = NF__ENVELOPE__INIT;
         if (m.env->body_case == NF__ENVELOPE__BODY_DATASET_INFO_REQUEST) {
-            char names[16][8], *classes[16];
+            char names[16][16], *classes[16];
             for (uint32_t c = 0; c < f->classes; c++) {
                 snprintf(names[c], sizeof names[c], "c%u", c);
                 classes[c] = names[c];
