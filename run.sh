@@ -7,6 +7,7 @@
 #   ./run.sh test [ctest args]    build, then the whole CPU test suite (ctest)
 #   ./run.sh test --asan          same, in an ASan+UBSan build (build-asan/)
 #   ./run.sh bench NAME [args]    a benchmark from bench/ (loader, trainer, augment, ...)
+#   ./run.sh gpu-check [--prepare|--dry] [--out DIR]   the GPU check (docs/gpu.md)
 #   ./run.sh build                configure and build only
 #   ./run.sh fuzz [TARGET..] [--seconds N]   libFuzzer targets (clang, build-fuzz/) for N
 #                                 seconds each (default 60): executions and crashes
@@ -27,7 +28,7 @@ export NF_DATA_DIR="${NF_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data/imagenett
 
 # Debian packages the product builds against (CUDA comes from /usr/local/cuda when present).
 DEB_PACKAGES=(cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev libzmq3-dev
-  libturbojpeg0-dev libpng-dev libcjson-dev libdnnl-dev
+  libturbojpeg0-dev libpng-dev libcjson-dev libdnnl-dev zlib1g-dev
   libstb-dev)  # libstb-dev: stb_image, an independent JPEG decoder for the loader tests
 
 say() { printf '%s\n' "$*" >&2; }
@@ -176,6 +177,7 @@ main() {
     fuzz) setup_packages; verb_fuzz "$@" ;;
     reliability) setup_packages; verb_reliability "$@" ;;
     keygen) setup_packages; configure_and_build "$BUILD"; exec "$BUILD/bin/loader" keygen "$@" ;;
+    gpu-check) exec "$ROOT/gpu/check.sh" "$@" ;;
     *) die "unknown verb '$verb' (./run.sh help)" ;;
   esac
 }

@@ -72,7 +72,28 @@ size_t augment_out_bytes(const augment_t *self, int n)
     return (size_t)n * (size_t)self->cfg.size * (size_t)self->cfg.size * 3 * elem;
 }
 
+static int s_batch(augment_t *self, augment_out_t *out, const augment_raw_t *raw, bool device);
+
 int augment_batch(augment_t *self, augment_out_t *out, const augment_raw_t *raw)
+{
+    return s_batch(self, out, raw, false);
+}
+
+int augment_batch_device(augment_t *self, augment_out_t *out, const augment_raw_t *raw)
+{
+    if (!self->cuda) {
+        nf_log_error("augment: device output needs the CUDA backend");
+        return -1;
+    }
+    return s_batch(self, out, raw, true);
+}
+
+void *augment_stream(const augment_t *self)
+{
+    return self->cuda ? augment_cuda_stream(self->cuda) : NULL;
+}
+
+static int s_batch(augment_t *self, augment_out_t *out, const augment_raw_t *raw, bool device)
 {
     char err[200];
     if (augment_raw_check(&self->cfg, raw, err, sizeof err) != 0) {
@@ -83,7 +104,10 @@ int augment_batch(augment_t *self, augment_out_t *out, const augment_raw_t *raw)
     NF_CHECK(out && out->pixels, "augment_batch needs an output buffer");
     augment_params_draw(&self->cfg, raw, &self->bp, self->img);
 
-    if (self->cuda) {
+    if (device) {
+        augment_cuda_run_device(self->cuda, &self->bp, self->img, raw->pixels, out->pixels,
+                                self->cfg.dtype);
+    } else if (self->cuda) {
         augment_cuda_run(self->cuda, &self->bp, self->img, raw->pixels, out->pixels,
                          self->cfg.dtype);
     } else {

@@ -60,6 +60,15 @@ size_t augment_out_bytes(const augment_t *self, int n);
 int augment_batch(augment_t *self, augment_out_t *out, const augment_raw_t *raw);
 uint64_t augment_bad_batches(const augment_t *self);
 
+// CUDA backend: augment_batch with the pixels left on the device: out->pixels
+// is device memory (e.g. a devring slot, common/devring.h) that the kernel
+// writes on augment_stream() without anyone waiting (publish the slot on that
+// stream); labels and Mixup arrays are host memory as usual. Returns 0, or
+// -1 (logged) for a malformed raw batch or a CPU context.
+int augment_batch_device(augment_t *self, augment_out_t *out, const augment_raw_t *raw);
+// The cudaStream_t (as void *) the CUDA backend runs on; NULL on the CPU.
+void *augment_stream(const augment_t *self);
+
 // fastai's Normalize() without stats: the per-channel mean and unbiased std
 // (+ 1e-7) over (N, H, W) of one batch passed through every earlier batch
 // transform (random geometry and lighting, no Normalize, no Mixup), as

@@ -36,6 +36,17 @@ void augment_cuda_run(augment_cuda_t *self, const augment_batch_params_t *bp,
 // Milliseconds the last batch's kernel took on the device (CUDA events).
 double augment_cuda_last_kernel_ms(const augment_cuda_t *self);
 
+// As augment_cuda_run, but the result stays on the device: the kernel writes
+// dev_out (device memory, e.g. a devring slot) on the context's stream and
+// nothing waits for it (publish the slot on augment_cuda_stream()). Only the
+// previous batch's parameter upload is waited for before the pinned staging
+// is reused. augment_cuda_last_kernel_ms then reports the batch before.
+void augment_cuda_run_device(augment_cuda_t *self, const augment_batch_params_t *bp,
+                             const augment_image_params_t *img, const uint8_t *src, void *dev_out,
+                             augment_dtype_t dtype);
+// The cudaStream_t every batch runs on (as void *).
+void *augment_cuda_stream(const augment_cuda_t *self);
+
 #ifdef __cplusplus
 }
 #endif

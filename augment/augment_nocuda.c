@@ -30,3 +30,12 @@ void augment_cuda_run(augment_cuda_t *self, const augment_batch_params_t *bp,
 }
 
 double augment_cuda_last_kernel_ms(const augment_cuda_t *self) { return -1.0; }
+
+void augment_cuda_run_device(augment_cuda_t *self, const augment_batch_params_t *bp,
+                             const augment_image_params_t *img, const uint8_t *src, void *dev_out,
+                             augment_dtype_t dtype)
+{
+    NF_CHECK(0, "augment_cuda_run_device without a CUDA backend (self %p)", (void *)self);
+}
+
+void *augment_cuda_stream(const augment_cuda_t *self) { return NULL; }

@@ -14,7 +14,8 @@
 #   peer                   PyTorch DataLoader + PIL doing the same decode + crop +
 #                          resize with N workers (bench/loader_peer.py), or null
 #   per_core_vs_peer       our images/s per worker over the peer's (target >= 2)
-# The data set is the training split of DIR (default: NF_DATA_DIR, Imagenette).
+# The data set is the training split of DIR (default: NF_DATA_DIR, Imagenette),
+# a folder or a pack (`loader pack`; the peer reads it through bench/nfpack.py).
 set -euo pipefail
 
 BIN="${NF_BIN_DIR:?run through ./run.sh bench loader}"
@@ -35,7 +36,8 @@ while [ $# -gt 0 ]; do
     *) echo "bench loader: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ -d "$DATA/train" ] || { echo "bench loader: no dataset at $DATA (--data DIR)" >&2; exit 2; }
+[ -d "$DATA/train" ] || [ -f "$DATA/nfpack.idx" ] \
+  || { echo "bench loader: no dataset (folder or pack) at $DATA (--data DIR)" >&2; exit 2; }
 
 TMP="$(mktemp -d)"
 COORD_PID=""

@@ -13,12 +13,17 @@ It times one epoch from the first iteration to the last batch (img_per_s, with
 the workers' start) and from the first batch on (steady_img_per_s), and prints
 one JSON line.
 
+A pack folder (`loader pack`) is read through bench/nfpack.py: the same
+stored JPEG bytes, opened from memory (io.BytesIO) instead of a file.
+
 Run by the benchmark, not by CI (needs torch, torchvision, Pillow).
 """
 import argparse
+import io
 import json
 import os
 import random
+import sys
 import time
 
 import numpy as np
@@ -40,16 +45,23 @@ def train_files(root, train_name):
     return items
 
 
+def pack_train_files(pack, train_name):
+    return [(p, label) for p, label, split in pack.items()
+            if split == 0 and p.startswith(train_name + "/")
+            and os.path.splitext(p)[1].lower() in EXTS]
+
+
 class Presized(torch.utils.data.Dataset):
-    def __init__(self, items, size):
-        self.items, self.size = items, size
+    def __init__(self, items, size, pack=None):
+        self.items, self.size, self.pack = items, size, pack
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
         path, label = self.items[i]
-        img = Image.open(path).convert("RGB")
+        src = io.BytesIO(self.pack.read(path)) if self.pack else path
+        img = Image.open(src).convert("RGB")
         w, h = img.size
         s = self.size
         m = w / s if w / s < h / s else h / s
@@ -69,7 +81,13 @@ def main():
     ap.add_argument("--max-batches", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    ds = Presized(train_files(a.data, a.train), a.presize)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import nfpack
+    if nfpack.is_pack(a.data):
+        pack = nfpack.NfPack(a.data)
+        ds = Presized(pack_train_files(pack, a.train), a.presize, pack)
+    else:
+        ds = Presized(train_files(a.data, a.train), a.presize)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch_size, shuffle=True, drop_last=True,
                                      num_workers=a.workers, persistent_workers=False)
     images = batches = first_n = 0

@@ -55,6 +55,46 @@ void adam_step_cpu(float *param,          // (count) in/out master weights
                    const uint8_t *do_wd,  // (count), or NULL (all)
                    const adam_params_t *p);
 
+// ---------------------------------------------------------------------------
+// The flat step of a GPU training step (what a captured CUDA graph replays).
+// The scalar factors of one update, computed on the host from adam_params_t
+// (double, rounded once: exactly what adam_step uses) and read by the step
+// through a pointer, so that a graph captured once reads each step's lr, mom
+// and bias corrections from memory the host refreshes before launching it.
+typedef struct {
+    float decay;      // 1 - lr*wd
+    float mom;        // beta1
+    float damp1;      // 1 - mom
+    float sqr_mom;    // beta2
+    float damp2;      // 1 - sqr_mom
+    float debias2;    // 1 - sqr_mom^step
+    float step_size;  // -lr / (1 - mom^step)
+    float eps;
+    int32_t wd_on;    // wd != 0
+    int32_t pad_;
+} adam_scalars_t;
+
+adam_scalars_t adam_scalars(const adam_params_t *p);
+
+// Per-element flags of the flat step.
+#define ADAM_FLAG_WD 1u         // decay this element (conv and linear weights)
+#define ADAM_FLAG_GRAD_BF16 2u  // its gradient is in grad_bf16 (bf16 conv/linear weight grads)
+
+// adam_step over count elements, the gradient of element i taken from
+// grad_bf16[i] when flags[i] has ADAM_FLAG_GRAD_BF16, else from grad[i]
+// (the layers write bf16 weight gradients straight into the flat bf16
+// buffer: no cast pass). Same arithmetic as adam_step_cpu: with no bf16
+// flag the results are bitwise equal. s points to host memory for the CPU
+// op, to device memory for the CUDA twin.
+void adam_flat_step_cpu(float *param,              // (count) in/out
+                        float *grad_avg,           // (count) in/out
+                        float *sqr_avg,            // (count) in/out
+                        uint16_t *param_bf16,      // (count) out, or NULL
+                        const float *grad,         // (count)
+                        const uint16_t *grad_bf16, // (count) or NULL when no flag asks for it
+                        const uint8_t *flags,      // (count) ADAM_FLAG_*
+                        const adam_scalars_t *s, size_t count);
+
 // CUDA twin: the same shapes as the CPU function(s) above, device pointers
 // (data tensors of `dtype`, the rest as documented there).
 #ifdef HAVE_CUDA
@@ -62,6 +102,9 @@ typedef struct cuda_ctx_t cuda_ctx_t;
 void adam_step_cuda(float *param, float *grad_avg, float *sqr_avg, uint16_t *param_bf16,
                     const float *grad, const uint8_t *do_wd, const adam_params_t *p,
                     cuda_ctx_t *ctx);
+void adam_flat_step_cuda(float *param, float *grad_avg, float *sqr_avg, uint16_t *param_bf16,
+                         const float *grad, const uint16_t *grad_bf16, const uint8_t *flags,
+                         const adam_scalars_t *s, size_t count, cuda_ctx_t *ctx);
 #endif
 
 #ifdef __cplusplus

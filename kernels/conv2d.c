@@ -98,7 +98,7 @@ void conv2d_backward_data_cpu(float *dx, const float *dy, const float *w, const 
         for (int ih = 0; ih < H; ih++) {
             for (int iw = 0; iw < W; iw++) {
                 float *dxp = dx + (((size_t)n * H + ih) * W + iw) * CI;
-                memset(dxp, 0, (size_t)CI * sizeof *dxp);
+                if (!p->accumulate) memset(dxp, 0, (size_t)CI * sizeof *dxp);
                 for (int i = 0; i < KH; i++) {
                     const int t = ih + P - i;  // = oh * S
                     if (t < 0 || t % S) continue;

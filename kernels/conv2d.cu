@@ -11,11 +11,13 @@
  * Per shape (conv2d_params_t, compared field by field) the plan holds the
  * descriptors and one algorithm per direction, chosen once with cuDNN's
  * heuristics (cudnnGet*Algorithm_v7): the first that succeeds, preferring
- * deterministic ones for the two backward directions. f32 uses FMA math (no
- * TF32) so that parity tests can be tight; bf16 uses tensor-op math with fp32
- * accumulation. The plans live in ctx (host memory only) and are freed by
- * cuda_ctx_destroy. Not here: autotuning with cudnnFind* (needs scratch
- * buffers: a later speed issue), groups, dilation, bias.
+ * deterministic ones for the two backward directions, or, after
+ * conv2d_autotune_cuda, the algorithms cudnnFind*AlgorithmEx timed fastest on
+ * the caller's buffers (the training executor tunes every shape once when it
+ * plans). f32 uses FMA math (no TF32) so that parity tests can be tight; bf16
+ * uses tensor-op math with fp32 accumulation. Backward-data blends into dx
+ * with beta = 1 when p->accumulate. The plans live in ctx (host memory only)
+ * and are freed by cuda_ctx_destroy. Not here: groups, dilation, bias.
  */
 #include "conv2d.h"
 #include "cuda_util.cuh"
@@ -33,6 +35,7 @@ typedef struct {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
     size_t ws_fwd, ws_bwd_data, ws_bwd_filter;
+    bool tuned;  // algorithms chosen by conv2d_autotune_cuda
 } s_plan_t;
 
 struct cuda_conv_cache_t {
@@ -57,6 +60,8 @@ static bool s_math_ok(bool f32, cudnnMathType_t m)
 {
     return !f32 || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
 }
+
+static void s_plan_workspaces(s_plan_t *pl, cuda_ctx_t *ctx);
 
 static void s_plan_build(s_plan_t *pl, const conv2d_params_t *p, cuda_ctx_t *ctx)
 {
@@ -121,7 +126,12 @@ static void s_plan_build(s_plan_t *pl, const conv2d_params_t *p, cuda_ctx_t *ctx
     pl->bwd_filter = wp[pick].algo;
     pl->bwd_filter_math = f32 ? CUDNN_FMA_MATH : wp[pick].mathType;
 
-    // exact workspace of each chosen algorithm, with its math type set
+    s_plan_workspaces(pl, ctx);
+}
+
+// The exact workspace of each chosen algorithm, with its math type set.
+static void s_plan_workspaces(s_plan_t *pl, cuda_ctx_t *ctx)
+{
     CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, pl->fwd_math));
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, pl->x, pl->w, pl->conv, pl->y,
                                                         pl->fwd, &pl->ws_fwd));
@@ -164,6 +174,79 @@ void cuda_conv_cache_destroy(cuda_conv_cache_t *c)
     free(c);
 }
 
+// ---------------------------------------------------------------------------
+// autotuning
+
+// Of n perf results sorted by time: the fastest usable one or, when
+// `prefer_det`, a deterministic one within 5 % of it. -1 when none is usable.
+template <typename P>
+static int s_pick(const P *r, int n, bool f32, size_t max_ws, bool prefer_det)
+{
+    int fast = -1, det = -1;
+    for (int i = 0; i < n; i++) {
+        if (r[i].status != CUDNN_STATUS_SUCCESS || r[i].time < 0 || r[i].memory > max_ws ||
+            !s_math_ok(f32, r[i].mathType))
+            continue;
+        if (fast < 0) fast = i;
+        if (det < 0 && r[i].determinism == CUDNN_DETERMINISTIC) det = i;
+    }
+    if (prefer_det && fast >= 0 && det >= 0 && r[det].time <= 1.05f * r[fast].time) return det;
+    return fast;
+}
+
+size_t conv2d_autotune_cuda(const conv2d_params_t *p, const conv2d_tune_buffers_t *b,
+                            size_t max_workspace, cuda_ctx_t *ctx)
+{
+    s_plan_t *pl = s_plan(p, ctx);
+    if (!pl->tuned) {
+        NF_CHECK(max_workspace <= ctx->workspace_bytes,
+                 "conv2d autotune: %zu workspace bytes asked, ctx has %zu", max_workspace,
+                 ctx->workspace_bytes);
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        enum { MAX_ALGOS = 16 };
+        const bool f32 = p->dtype == KDTYPE_F32;
+        const cudnnMathType_t math = f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+        int got = 0, pick;
+
+        cudnnConvolutionFwdAlgoPerf_t fp[MAX_ALGOS];
+        CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, math));
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx->cudnn, pl->x, b->x, pl->w, b->w,
+                                                           pl->conv, pl->y, b->y, MAX_ALGOS, &got,
+                                                           fp, ctx->workspace, max_workspace));
+        pick = s_pick(fp, got, f32, max_workspace, false);
+        NF_CHECK(pick >= 0, "cuDNN found no forward algorithm for this convolution");
+        pl->fwd = fp[pick].algo;
+        pl->fwd_math = f32 ? CUDNN_FMA_MATH : fp[pick].mathType;
+
+        cudnnConvolutionBwdDataAlgoPerf_t dp[MAX_ALGOS];
+        CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, math));
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+            ctx->cudnn, pl->w, b->w, pl->y, b->dy, pl->conv, pl->x, b->dx, MAX_ALGOS, &got, dp,
+            ctx->workspace, max_workspace));
+        pick = s_pick(dp, got, f32, max_workspace, true);
+        NF_CHECK(pick >= 0, "cuDNN found no backward-data algorithm for this convolution");
+        pl->bwd_data = dp[pick].algo;
+        pl->bwd_data_math = f32 ? CUDNN_FMA_MATH : dp[pick].mathType;
+
+        cudnnConvolutionBwdFilterAlgoPerf_t wp[MAX_ALGOS];
+        CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, math));
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            ctx->cudnn, pl->x, b->x, pl->y, b->dy, pl->conv, pl->w, b->dw, MAX_ALGOS, &got, wp,
+            ctx->workspace, max_workspace));
+        pick = s_pick(wp, got, f32, max_workspace, true);
+        NF_CHECK(pick >= 0, "cuDNN found no backward-filter algorithm for this convolution");
+        pl->bwd_filter = wp[pick].algo;
+        pl->bwd_filter_math = f32 ? CUDNN_FMA_MATH : wp[pick].mathType;
+
+        s_plan_workspaces(pl, ctx);
+        pl->tuned = true;
+    }
+    size_t m = pl->ws_fwd;
+    if (pl->ws_bwd_data > m) m = pl->ws_bwd_data;
+    if (pl->ws_bwd_filter > m) m = pl->ws_bwd_filter;
+    return m;
+}
+
 size_t conv2d_workspace_bytes_cuda(const conv2d_params_t *p, cuda_ctx_t *ctx)
 {
     const s_plan_t *pl = s_plan(p, ctx);
@@ -197,10 +280,10 @@ void conv2d_backward_data_cuda(void *dx, const void *dy, const void *w, const co
 {
     s_plan_t *pl = s_plan(p, ctx);
     s_need_ws(pl->ws_bwd_data, ctx);
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, beta = p->accumulate ? 1.0f : 0.0f;
     CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, pl->bwd_data_math));
     CUDNN_CHECK(cudnnConvolutionBackwardData(ctx->cudnn, &one, pl->w, w, pl->y, dy, pl->conv,
-                                             pl->bwd_data, ctx->workspace, pl->ws_bwd_data, &zero,
+                                             pl->bwd_data, ctx->workspace, pl->ws_bwd_data, &beta,
                                              pl->x, dx));
     if (ctx->debug_sync) CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
 }

@@ -23,6 +23,7 @@
 
 #include "kdtype.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -36,6 +37,8 @@ typedef struct {
     int stride;         // stride, both axes (>= 1)
     int pad;            // zero padding, both axes, both sides (>= 0)
     kdtype_t dtype;     // storage of x, y, w and their gradients (CPU: F32 only)
+    bool accumulate;    // backward_data only: dx += gradient (a value with two
+                        // consumers gets its second contribution in place)
 } conv2d_params_t;
 
 // Output size: OH = (H + 2*pad - KH) / stride + 1 (floor), same for OW.
@@ -59,8 +62,9 @@ void conv2d_forward_cpu(float *y,        // (N, OH, OW, C_out)
                         const float *w,  // (C_out, KH, KW, C_in)
                         const conv2d_params_t *p);
 
-// dx = d(loss)/dx given dy = d(loss)/dy (the transposed convolution of dy).
-void conv2d_backward_data_cpu(float *dx,        // (N, H, W, C_in), overwritten
+// dx = d(loss)/dx given dy = d(loss)/dy (the transposed convolution of dy);
+// dx += that when p->accumulate.
+void conv2d_backward_data_cpu(float *dx,        // (N, H, W, C_in), overwritten or accumulated
                               const float *dy,  // (N, OH, OW, C_out)
                               const float *w,   // (C_out, KH, KW, C_in)
                               const conv2d_params_t *p);
@@ -84,11 +88,33 @@ typedef struct cuda_ctx_t cuda_ctx_t;
 // and caches the shape's plan). Reserve it with cuda_ctx_reserve_workspace().
 size_t conv2d_workspace_bytes_cuda(const conv2d_params_t *p, cuda_ctx_t *ctx);
 
+// Buffers of the shape to time algorithms on (device, dtype): x, w and dy are
+// read; y, dx and dw are overwritten (garbage afterwards).
+typedef struct {
+    void *y;         // (N, OH, OW, C_out)
+    const void *x;   // (N, H, W, C_in)
+    const void *w;   // (C_out, KH, KW, C_in)
+    const void *dy;  // (N, OH, OW, C_out)
+    void *dx;        // (N, H, W, C_in)
+    void *dw;        // (C_out, KH, KW, C_in)
+} conv2d_tune_buffers_t;
+
+// Autotunes the shape: times every algorithm of the three directions on the
+// given buffers (cudnnFind*AlgorithmEx, in ctx->workspace, using at most
+// max_workspace bytes of it) and caches the fastest for the shape, replacing
+// the heuristic choice (a backward algorithm that is deterministic is taken
+// when it is within 5 % of the fastest). f32 considers FMA-math algorithms
+// only. Once per shape per context: a tuned shape returns at once. Returns
+// the workspace the chosen algorithms need. Set-up time only (it
+// synchronises the stream): never inside a captured graph.
+size_t conv2d_autotune_cuda(const conv2d_params_t *p, const conv2d_tune_buffers_t *b,
+                            size_t max_workspace, cuda_ctx_t *ctx);
+
 void conv2d_forward_cuda(void *y,        // (N, OH, OW, C_out) dtype
                          const void *x,  // (N, H, W, C_in) dtype
                          const void *w,  // (C_out, KH, KW, C_in) dtype
                          const conv2d_params_t *p, cuda_ctx_t *ctx);
-void conv2d_backward_data_cuda(void *dx,        // (N, H, W, C_in) dtype, overwritten
+void conv2d_backward_data_cuda(void *dx,        // (N, H, W, C_in) dtype (p->accumulate: +=)
                                const void *dy,  // (N, OH, OW, C_out) dtype
                                const void *w,   // (C_out, KH, KW, C_in) dtype
                                const conv2d_params_t *p, cuda_ctx_t *ctx);

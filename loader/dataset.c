@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "log.h"
+#include "pack.h"
 #include "rng.h"
 
 #include <dirent.h>
@@ -207,6 +208,15 @@ static int s_class_index(char *const *classes, uint32_t n, const char *name)
     return -1;
 }
 
+// True when some path of the pack lies under the top-level folder `name`.
+static bool s_pack_has_folder(const loader_pack_t *pack, const char *name)
+{
+    char top[256];
+    for (uint32_t i = 0; i < loader_pack_n_items(pack); i++)
+        if (strcmp(s_top_name(loader_pack_path(pack, i), top, sizeof top), name) == 0) return true;
+    return false;
+}
+
 // ---------------------------------------------------------------------------
 // public API
 
@@ -228,18 +238,35 @@ loader_dataset_t *loader_dataset_new(const loader_dataset_config_t *cfg, char *e
         s_err(err, err_len, "valid_pct %.3f must be below 1", valid_pct);
         return NULL;
     }
+    // a pack (loader/pack.h) lists its files in its index: the same paths, so
+    // the same items, labels and splits as the folder it was made from
+    loader_pack_t *pack = NULL;
+    if (loader_pack_exists(cfg->root) && !(pack = loader_pack_open(cfg->root, err, err_len)))
+        return NULL;
     loader_split_mode_t mode = cfg->mode;
-    bool have_folders = s_is_dir(cfg->root, train_name) && s_is_dir(cfg->root, valid_name);
+    bool have_folders = pack ? s_pack_has_folder(pack, train_name) &&
+                                   s_pack_has_folder(pack, valid_name)
+                             : s_is_dir(cfg->root, train_name) && s_is_dir(cfg->root, valid_name);
     if (mode == LOADER_SPLIT_AUTO) mode = have_folders ? LOADER_SPLIT_FOLDERS : LOADER_SPLIT_RANDOM;
     if (mode == LOADER_SPLIT_FOLDERS && !have_folders) {
         s_err(err, err_len, "dataset folder %s has no %s/ and %s/ folders", cfg->root, train_name,
               valid_name);
+        loader_pack_close(&pack);
         return NULL;
     }
 
     s_list_t files = {0};
     s_dirid_t ancestors[S_MAX_DEPTH + 1];
-    if (mode == LOADER_SPLIT_FOLDERS) {
+    if (pack) {
+        for (uint32_t i = 0; i < loader_pack_n_items(pack); i++) {
+            const char *path = loader_pack_path(pack, i);
+            char top[256];
+            s_top_name(path, top, sizeof top);
+            if (mode != LOADER_SPLIT_FOLDERS || !strcmp(top, train_name) || !strcmp(top, valid_name))
+                s_list_push(&files, nf_xstrdup(path));
+        }
+        loader_pack_close(&pack);
+    } else if (mode == LOADER_SPLIT_FOLDERS) {
         s_walk(cfg->root, train_name, ancestors, 0, &files);
         s_walk(cfg->root, valid_name, ancestors, 0, &files);
     } else {

@@ -20,6 +20,9 @@
  * An item's index is its position in the sorted list of kept files; it is the
  * sample index used in tasks, batches and randomness.
  *
+ * The root may also be a pack (pack.h): its index lists the files of the
+ * folder it was made from, which then give the same items in the same order.
+ *
  * It does not open any image (see decode.h).
  */
 #ifndef LOADER_DATASET_H

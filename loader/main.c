@@ -9,6 +9,7 @@
  *                a delivery log for accounting
  *   keygen       CURVE key pairs (common/curve.h) for sockets other hosts reach
  *   bench-decode raw TurboJPEG decode vs decode + presize on one core
+ *   pack         write a dataset as a few shard files and an index (pack.h)
  * Each has --help. Ctrl-C / SIGTERM stop cleanly (bounded linger). This file
  * only parses options and wires the library objects together.
  */
@@ -18,6 +19,7 @@
 #include "dataset.h"
 #include "decode.h"
 #include "log.h"
+#include "pack.h"
 #include "timeutil.h"
 #include "worker.h"
 #include "zmqutil.h"
@@ -70,6 +72,8 @@ static const char *s_data_help =
     "  --seed N            seed of the random split and of every stream (default 42)\n"
     "  --max-pixels N      header width*height above N is a bad file (default 178956970)\n"
     "  --strict-jpeg       a decode warning (truncated/corrupt data) makes a file bad\n";
+
+static loader_pack_t *s_open_pack(const char *root);
 
 static int s_fail_usage(const char *cmd, const char *msg)
 {
@@ -485,15 +489,16 @@ static int s_cmd_verify(int argc, char **argv)
     uint32_t by_reason[LOADER_BAD_N] = {0};
     uint8_t *buf = NULL;
     size_t cap = 0;
-    char path[4096];
+    loader_pack_t *pack = s_open_pack(loader_dataset_root(ds));
     double t0 = nf_now_s();
     for (uint32_t i = 0; i < n; i++) {
         const loader_item_t *it = loader_dataset_item(ds, i);
-        snprintf(path, sizeof path, "%s/%s", loader_dataset_root(ds), it->path);
         loader_decode_info_t info;
         loader_bad_t why = LOADER_BAD_NONE;
-        long len = loader_read_file(path, &buf, &cap, &why, info.detail, sizeof info.detail);
-        if (len >= 0 && loader_decoder_full(dec, buf, (size_t)len, d.strict, d.max_pixels, &info))
+        const uint8_t *data = NULL;
+        long len = loader_sample_read(pack, loader_dataset_root(ds), it->path, &buf, &cap, &data,
+                                      &why, info.detail, sizeof info.detail);
+        if (len >= 0 && loader_decoder_full(dec, data, (size_t)len, d.strict, d.max_pixels, &info))
             why = LOADER_BAD_NONE;
         else if (len >= 0)
             why = info.bad;
@@ -511,6 +516,7 @@ static int s_cmd_verify(int argc, char **argv)
         if (by_reason[r]) printf(", %s %u", loader_bad_name((loader_bad_t)r), by_reason[r]);
     printf(", %u decoded with warnings\n", warnings);
     free(buf);
+    loader_pack_close(&pack);
     loader_decoder_destroy(&dec);
     loader_dataset_destroy(&ds);
     return bad ? 1 : 0;
@@ -820,15 +826,20 @@ static int s_cmd_bench_decode(int argc, char **argv)
     tjhandle tj = tjInitDecompress();
     NF_CHECK(tj != NULL, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
     uint32_t kept = 0;
+    loader_pack_t *pack = s_open_pack(loader_dataset_root(ds));
     for (uint32_t i = 0; i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", loader_dataset_root(ds),
-                 loader_dataset_item(ds, tr[i])->path);
         size_t cap = 0;
         loader_bad_t why;
         char detail[128];
         uint8_t *buf = NULL;
-        long len = loader_read_file(path, &buf, &cap, &why, detail, sizeof detail);
+        const uint8_t *data = NULL;
+        long len = loader_sample_read(pack, loader_dataset_root(ds),
+                                      loader_dataset_item(ds, tr[i])->path, &buf, &cap, &data,
+                                      &why, detail, sizeof detail);
+        if (len > 0 && data != buf) {  // from the pack's mapping: hold a copy like a file
+            buf = nf_xmalloc((size_t)len);
+            memcpy(buf, data, (size_t)len);
+        }
         int w, h, ss, cs;
         if (len <= 0 || tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &ss, &cs) != 0 ||
             cs == TJCS_CMYK || cs == TJCS_YCCK) {
@@ -865,6 +876,7 @@ static int s_cmd_bench_decode(int argc, char **argv)
            kept, raw_s > 0 ? ok_raw / raw_s : 0.0, pre_s > 0 ? ok_pre / pre_s : 0.0, presize,
            exact ? "true" : "false");
     for (uint32_t i = 0; i < kept; i++) free(files[i]);
+    loader_pack_close(&pack);
     free(files);
     free(lens);
     free(rgb);
@@ -873,6 +885,84 @@ static int s_cmd_bench_decode(int argc, char **argv)
     loader_decoder_destroy(&dec);
     loader_dataset_destroy(&ds);
     return 0;
+}
+
+// ---------------------------------------------------------------------------
+// pack
+
+static int s_cmd_pack(int argc, char **argv)
+{
+    enum { P_OUT = 2000, P_SIZE, P_QUALITY, P_SHARD, P_THREADS };
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"train", required_argument, NULL, O_TRAIN},
+        {"valid", required_argument, NULL, O_VALID},
+        {"out", required_argument, NULL, P_OUT},
+        {"size", required_argument, NULL, P_SIZE},
+        {"quality", required_argument, NULL, P_QUALITY},
+        {"shard-mb", required_argument, NULL, P_SHARD},
+        {"threads", required_argument, NULL, P_THREADS},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
+    };
+    loader_pack_config_t pc = {0};
+    int size = 0, quality = 90, shard_mb = 64, threads = 0;
+    bool ok = true;
+    for (int c; (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1;) {
+        if (c == 'd') pc.src = optarg;
+        else if (c == O_TRAIN) pc.train_name = optarg;
+        else if (c == O_VALID) pc.valid_name = optarg;
+        else if (c == P_OUT) pc.out = optarg;
+        else if (c == P_SIZE) ok &= s_int(optarg, 0, 65535, &size);
+        else if (c == P_QUALITY) ok &= s_int(optarg, 1, 100, &quality);
+        else if (c == P_SHARD) ok &= s_int(optarg, 1, 1 << 20, &shard_mb);
+        else if (c == P_THREADS) ok &= s_int(optarg, 0, 1024, &threads);
+        else if (c == 'h') {
+            printf("usage: loader pack --data DIR --out DIR [--size S] [--quality Q] [--shard-mb M]\n"
+                   "                   [--threads T] [--train NAME] [--valid NAME]\n"
+                   "Writes the dataset as a few shard files and an index (loader/pack.h): every\n"
+                   "image file the loader would see, under its path, with its label and split.\n"
+                   "Every loader command takes the pack folder as --data.\n"
+                   "  --size S      store images with their shorter side at S px, re-encoded\n"
+                   "                (smaller ones, and files that do not decode, are stored as\n"
+                   "                they are); 0 (default) stores every file unchanged\n"
+                   "  --quality Q   JPEG quality of re-encoded images (default 90)\n"
+                   "  --shard-mb M  close a shard once it holds M MiB (default 64)\n"
+                   "  --threads T   decode/encode threads (default: all cores)\n"
+                   "Prints one JSON line with the counts, sizes and the rate.\n");
+            return 0;
+        } else return s_fail_usage("pack", "unknown option");
+    }
+    if (!ok) return s_fail_usage("pack", "bad option value");
+    if (optind < argc) return s_fail_usage("pack", "unexpected argument");
+    if (!pc.src || !pc.out) return s_fail_usage("pack", "--data and --out are required");
+    pc.size = (uint32_t)size;
+    pc.quality = quality;
+    pc.shard_bytes = (uint64_t)shard_mb << 20;
+    pc.threads = threads;
+    loader_pack_stats_t st;
+    char err[512];
+    if (loader_pack_write(&pc, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "loader pack: %s\n", err);
+        return 1;
+    }
+    printf("{\"items\": %u, \"shards\": %u, \"reencoded\": %u, \"copied\": %u, "
+           "\"bytes_in\": %llu, \"bytes_out\": %llu, \"size\": %u, \"quality\": %d, "
+           "\"seconds\": %.2f, \"img_per_s\": %.1f}\n",
+           st.items, st.shards, st.reencoded, st.copied, (unsigned long long)st.bytes_in,
+           (unsigned long long)st.bytes_out, pc.size, quality, st.seconds,
+           st.seconds > 0 ? st.items / st.seconds : 0.0);
+    return 0;
+}
+
+// The pack at root, or NULL when root is a plain folder.
+static loader_pack_t *s_open_pack(const char *root)
+{
+    if (!loader_pack_exists(root)) return NULL;
+    char err[512];
+    loader_pack_t *p = loader_pack_open(root, err, sizeof err);
+    NF_CHECK(p, "%s (it opened a moment ago)", err);
+    return p;
 }
 
 // ---------------------------------------------------------------------------
@@ -886,7 +976,8 @@ static void s_usage(FILE *f)
                "  verify        report every bad image file of a dataset\n"
                "  consume       receive epochs of batches (a consumer on the command line)\n"
                "  keygen        write CURVE key pairs for sockets other hosts reach\n"
-               "  bench-decode  raw TurboJPEG decode vs decode + presize on one core\n");
+               "  bench-decode  raw TurboJPEG decode vs decode + presize on one core\n"
+               "  pack          write a dataset as a few shard files (pre-sized if asked)\n");
 }
 
 int main(int argc, char **argv)
@@ -907,6 +998,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "consume")) return s_cmd_consume(argc, argv);
     if (!strcmp(cmd, "bench-decode")) return s_cmd_bench_decode(argc, argv);
     if (!strcmp(cmd, "keygen")) return s_cmd_keygen(argc, argv);
+    if (!strcmp(cmd, "pack")) return s_cmd_pack(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         s_usage(stdout);
         return 0;

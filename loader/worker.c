@@ -8,6 +8,7 @@
 #include "check.h"
 #include "decode.h"
 #include "log.h"
+#include "pack.h"
 #include "timeutil.h"
 #include "zmqutil.h"
 
@@ -45,7 +46,8 @@ struct loader_worker_t {
     loader_decoder_t *dec;
     uint8_t *file;
     size_t file_cap;
-    char path[4096];
+    loader_pack_t *pack;     // the root's pack, when the root is one (loader/pack.h)
+    char *pack_root;         // the root pack was looked for in
 };
 
 static int s_ms(int v, int dflt) { return v > 0 ? v : dflt; }
@@ -155,6 +157,8 @@ void loader_worker_destroy(loader_worker_t **self_p)
     loader_decoder_destroy(&self->dec);
     free(self->file);
     free(self->root);
+    loader_pack_close(&self->pack);
+    free(self->pack_root);
     free(self);
     *self_p = NULL;
 }
@@ -374,17 +378,34 @@ typedef struct {
     size_t n;
 } s_badlist_t;
 
+// The pack of the dataset root, or NULL when the root is a plain folder
+// (looked for again when the announced root changes).
+static const loader_pack_t *s_pack(loader_worker_t *self)
+{
+    if (self->pack_root && strcmp(self->pack_root, self->root) == 0) return self->pack;
+    loader_pack_close(&self->pack);
+    free(self->pack_root);
+    self->pack_root = nf_xstrdup(self->root);
+    if (loader_pack_exists(self->root)) {
+        char err[512];
+        self->pack = loader_pack_open(self->root, err, sizeof err);
+        if (!self->pack) nf_log_error("worker %s: %s (every sample will be a bad file)", self->id, err);
+        else nf_log_info("worker %s: reading the pack %s", self->id, self->root);
+    }
+    return self->pack;
+}
+
 // Decodes sample k of the task (k < n_indices: batch entry, else spare k - n)
 // into row. Returns 0, or -1 after recording the bad sample.
 static int s_decode_one(loader_worker_t *self, const Nf__BatchTask *t, size_t k, uint8_t *row,
                         s_badlist_t *bad, uint32_t *warnings)
 {
     uint32_t index = k < t->n_indices ? t->indices[k] : t->spares[k - t->n_indices];
-    snprintf(self->path, sizeof self->path, "%s/%s", self->root, t->paths[k]);
     loader_decode_info_t info;
     loader_bad_t why = LOADER_BAD_NONE;
-    long len = loader_read_file(self->path, &self->file, &self->file_cap, &why, info.detail,
-                                sizeof info.detail);
+    const uint8_t *data = NULL;
+    long len = loader_sample_read(s_pack(self), self->root, t->paths[k], &self->file,
+                                  &self->file_cap, &data, &why, info.detail, sizeof info.detail);
     if (len >= 0) {
         loader_presize_params_t p = {
             .size = t->presize,
@@ -396,7 +417,7 @@ static int s_decode_one(loader_worker_t *self, const Nf__BatchTask *t, size_t k,
             .strict = t->has_strict_jpeg && t->strict_jpeg,
             .max_pixels = t->has_max_pixels ? t->max_pixels : 0,
         };
-        if (loader_decoder_presize(self->dec, &p, self->file, (size_t)len, row, &info) == 0) {
+        if (loader_decoder_presize(self->dec, &p, data, (size_t)len, row, &info) == 0) {
             self->stats.images++;
             if (info.warning) {
                 (*warnings)++;

@@ -228,6 +228,7 @@ int ckpt_save(learner_t *l, const char *path)
 {
     const xresnet_t *net = learner_net(l);
     const learner_config_t *cfg = learner_config(l);
+    learner_sync(l);  // every queued step is in the state and the smoothed loss
     learner_progress_t prog = learner_progress(l);
     s_host_t h;
     s_host_alloc(&h, net);

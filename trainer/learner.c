@@ -29,6 +29,12 @@ struct learner_t {
     int plan_n, plan_h, plan_w;  // the executor's current plan (0: none)
     float *pad_x;        // (plan_n, H, W, 3) an eval batch padded to the plan's size
     size_t pad_cap;      // floats
+    // submitted, not yet collected steps, oldest first
+    struct {
+        int64_t ticket;  // executor ticket (queued backends)
+        float loss;      // the loss (synchronous backends)
+    } pending[LEARNER_MAX_INFLIGHT];
+    int n_pending;
 };
 
 static int s_plan(learner_t *l, int n, int h, int w);
@@ -70,7 +76,8 @@ learner_t *learner_new(const learner_config_t *cfg)
     xresnet_t *net = xresnet_new(&xc);
     if (!net) return NULL;
     exec_config_t ec = {.net = net, .threads = cfg->threads, .device = cfg->device,
-                        .winograd = cfg->winograd, .bf16 = cfg->bf16};
+                        .winograd = cfg->winograd, .bf16 = cfg->bf16,
+                        .no_graphs = cfg->no_graphs, .no_autotune = cfg->no_autotune};
     exec_t *exec = be->create(&ec);
     if (!exec) {
         xresnet_destroy(&net);
@@ -120,6 +127,7 @@ void learner_destroy(learner_t **self_p)
 {
     if (!self_p || !*self_p) return;
     learner_t *l = *self_p;
+    if (l->exec) learner_sync(l);
     if (l->exec) l->be->destroy(&l->exec);
     xresnet_destroy(&l->net);
     for (int i = 0; l->class_names && i < l->cfg.n_classes; i++) free(l->class_names[i]);
@@ -138,8 +146,17 @@ void learner_destroy(learner_t **self_p)
 // Validates a batch from the outside world (nothing is planned or run).
 static int s_check_batch(const learner_t *l, const learner_batch_t *b, bool train)
 {
-    if (!b->x || !b->y || b->n < 1 || b->h < 1 || b->w < 1) {
+    if (!(b->x || b->dev.x) || !b->y || b->n < 1 || b->h < 1 || b->w < 1) {
         nf_log_error("learner: empty or malformed batch (%d x %dx%d)", b->n, b->h, b->w);
+        return -1;
+    }
+    if (!b->x && !l->be->step_submit) {
+        nf_log_error("learner: device images need the cuda backend (this one is %s)",
+                     l->be->name);
+        return -1;
+    }
+    if (train && b->n < 2) {
+        nf_log_error("learner: a training batch needs at least 2 images (BatchNorm)");
         return -1;
     }
     if ((b->y_mix == NULL) != (b->lam == NULL)) {
@@ -181,39 +198,96 @@ static int s_plan(learner_t *l, int n, int h, int w)
     return 0;
 }
 
-int learner_train_step(learner_t *l, const learner_batch_t *b, float *loss_out)
+// The schedule's lr/mom for the next step, and the counters after it.
+static adam_params_t s_step_begin(learner_t *l)
 {
-    if (s_check_batch(l, b, true) != 0 || s_plan(l, b->n, b->h, b->w) != 0) return -1;
     learner_progress_t *p = &l->prog;
     if (p->fit_active) {
-        int pos = (int)p->fit_pos;
+        const int pos = (int)p->fit_pos;
         p->lr = sched_lr_at(&p->fit, pos);
         p->mom = sched_mom_at(&p->fit, pos);
     }
-    exec_forward_t fa = {.x = b->x, .train = true, .dropout_seed = p->seed,
-                         .dropout_index = (uint64_t)p->step};
-    l->be->forward(l->exec, &fa, l->logits);
-    xent_params_t xp = {.n = b->n, .c = l->cfg.n_out, .smoothing = l->cfg.ls_eps};
-    float loss;
-    xent_forward_cpu(&loss, NULL, l->logits, b->y, b->y_mix, b->lam, &xp);
-    xent_backward_cpu(l->dlogits, l->logits, b->y, b->y_mix, b->lam, &xp);
-    l->be->backward(l->exec, l->dlogits);
     p->adam_step++;
-    adam_params_t hp = {.count = l->net->n_param_floats,
-                        .lr = p->lr,
-                        .mom = p->mom,
-                        .sqr_mom = l->cfg.sqr_mom,
-                        .eps = l->cfg.eps,
-                        .wd = l->cfg.wd,
-                        .step = p->adam_step};
-    l->be->adam_step(l->exec, &hp);
+    return (adam_params_t){.count = l->net->n_param_floats,
+                           .lr = p->lr,
+                           .mom = p->mom,
+                           .sqr_mom = l->cfg.sqr_mom,
+                           .eps = l->cfg.eps,
+                           .wd = l->cfg.wd,
+                           .step = p->adam_step};
+}
+
+static void s_step_end(learner_t *l)
+{
+    learner_progress_t *p = &l->prog;
     p->step++;
     p->bn_batches++;
     if (p->fit_active) {
         p->fit_pos++;
         if (p->fit_pos >= sched_total_steps(&p->fit)) p->fit_active = false;
     }
-    recorder_smooth_add(&p->smooth, loss);
+}
+
+// A whole step on a synchronous backend: forward, host loss, backward, Adam.
+static float s_step_sync(learner_t *l, const learner_batch_t *b, const adam_params_t *hp)
+{
+    exec_forward_t fa = {.x = b->x, .train = true, .dropout_seed = l->prog.seed,
+                         .dropout_index = (uint64_t)l->prog.step};
+    l->be->forward(l->exec, &fa, l->logits);
+    xent_params_t xp = {.n = b->n, .c = l->cfg.n_out, .smoothing = l->cfg.ls_eps};
+    float loss;
+    xent_forward_cpu(&loss, NULL, l->logits, b->y, b->y_mix, b->lam, &xp);
+    xent_backward_cpu(l->dlogits, l->logits, b->y, b->y_mix, b->lam, &xp);
+    l->be->backward(l->exec, l->dlogits);
+    l->be->adam_step(l->exec, hp);
+    return loss;
+}
+
+int learner_train_submit(learner_t *l, const learner_batch_t *b)
+{
+    NF_CHECK(l->n_pending < LEARNER_MAX_INFLIGHT,
+             "learner: %d steps submitted and not collected", l->n_pending);
+    if (s_check_batch(l, b, true) != 0 || s_plan(l, b->n, b->h, b->w) != 0) return -1;
+    const adam_params_t hp = s_step_begin(l);
+    if (l->be->step_submit) {
+        exec_step_t st = {.x = b->x, .dev = b->dev, .y = b->y, .y_mix = b->y_mix,
+                          .lam = b->lam, .smoothing = l->cfg.ls_eps, .adam = hp,
+                          .dropout_seed = l->prog.seed, .dropout_index = (uint64_t)l->prog.step};
+        l->pending[l->n_pending].ticket = l->be->step_submit(l->exec, &st);
+    } else {
+        l->pending[l->n_pending].loss = s_step_sync(l, b, &hp);
+    }
+    l->n_pending++;
+    s_step_end(l);
+    return 0;
+}
+
+int learner_train_collect(learner_t *l, float *loss_out)
+{
+    if (l->n_pending == 0) return 0;
+    float loss = l->pending[0].loss;
+    if (l->be->step_submit) l->be->step_wait(l->exec, l->pending[0].ticket, &loss, l->logits);
+    for (int i = 1; i < l->n_pending; i++) l->pending[i - 1] = l->pending[i];
+    l->n_pending--;
+    recorder_smooth_add(&l->prog.smooth, loss);
+    *loss_out = loss;
+    return 1;
+}
+
+int learner_train_pending(const learner_t *l) { return l->n_pending; }
+
+void learner_sync(learner_t *l)
+{
+    float loss;
+    while (learner_train_collect(l, &loss)) {}
+}
+
+int learner_train_step(learner_t *l, const learner_batch_t *b, float *loss_out)
+{
+    float loss;
+    while (l->n_pending >= LEARNER_MAX_INFLIGHT) learner_train_collect(l, &loss);
+    if (learner_train_submit(l, b) != 0) return -1;
+    while (learner_train_collect(l, &loss)) {}
     *loss_out = loss;
     return 0;
 }
@@ -229,7 +303,7 @@ int learner_eval_batch(learner_t *l, const learner_batch_t *b, learner_eval_t *o
     // re-planning: in eval mode every sample is computed independently, so
     // the real rows are the same.
     const float *x = b->x;
-    if (b->n < l->plan_n && b->h == l->plan_h && b->w == l->plan_w) {
+    if (b->x && b->n < l->plan_n && b->h == l->plan_h && b->w == l->plan_w) {
         size_t per = (size_t)b->h * b->w * 3, need = (size_t)l->plan_n * per;
         if (need > l->pad_cap) {
             free(l->pad_x);
@@ -242,7 +316,8 @@ int learner_eval_batch(learner_t *l, const learner_batch_t *b, learner_eval_t *o
     } else if (s_plan(l, b->n, b->h, b->w) != 0) {
         return -1;
     }
-    exec_forward_t fa = {.x = x, .train = false};
+    learner_sync(l);  // the running statistics of every queued step
+    exec_forward_t fa = {.x = x, .train = false, .dev = b->dev};
     l->be->forward(l->exec, &fa, l->logits);
     xent_params_t xp = {.n = b->n, .c = l->cfg.n_out, .smoothing = l->cfg.ls_eps};
     xent_forward_cpu(&out->loss, NULL, l->logits, b->y, NULL, NULL, &xp);
@@ -264,12 +339,14 @@ void learner_set_hypers(learner_t *l, double lr, double mom)
 
 void learner_reset_opt(learner_t *l)
 {
+    learner_sync(l);
     l->be->adam_reset(l->exec);
     l->prog.adam_step = 0;
 }
 
 void learner_fit_begin(learner_t *l, const sched_t *s)
 {
+    learner_sync(l);  // losses of the previous fit stay in its smoothed loss
     if (s->reset_opt) learner_reset_opt(l);
     l->prog.fit = *s;
     l->prog.fit_active = sched_total_steps(s) > 0;
@@ -291,14 +368,30 @@ const float *learner_logits(const learner_t *l) { return l->logits; }
 const xresnet_t *learner_net(const learner_t *l) { return l->net; }
 const learner_config_t *learner_config(const learner_t *l) { return &l->cfg; }
 learner_progress_t learner_progress(const learner_t *l) { return l->prog; }
-void learner_set_progress(learner_t *l, const learner_progress_t *p) { l->prog = *p; }
+void learner_set_progress(learner_t *l, const learner_progress_t *p)
+{
+    learner_sync(l);
+    l->prog = *p;
+}
 void learner_state_read(learner_t *l, const exec_state_t *host)
 {
+    learner_sync(l);
     l->be->state_read(l->exec, host);
 }
 void learner_state_write(learner_t *l, const exec_state_t *host)
 {
+    learner_sync(l);
     l->be->state_write(l->exec, host);
 }
-void learner_grads_read(learner_t *l, float *grads) { l->be->grads_read(l->exec, grads); }
+void learner_grads_read(learner_t *l, float *grads)
+{
+    learner_sync(l);
+    l->be->grads_read(l->exec, grads);
+}
 exec_t *learner_exec(learner_t *l) { return l->exec; }
+exec_stats_t learner_exec_stats(learner_t *l)
+{
+    exec_stats_t st = {0};
+    if (l->be->stats) l->be->stats(l->exec, &st);
+    return st;
+}

@@ -20,6 +20,15 @@
  * External input (batches from the wire) is validated: a bad shape, a label
  * outside [0, n_out) or a Mixup weight outside [0, 1] is refused with -1 and
  * a one-line log, never an abort.
+ *
+ * Queued steps: learner_train_submit() starts a step and returns; the
+ * learner_train_collect() that follows gives its loss. On the cuda backend
+ * the step runs on the device while the host prepares the next batch (at
+ * most LEARNER_MAX_INFLIGHT steps are queued); on the CPU backends submit
+ * runs the step at once. The loop of a trainer process is
+ *     submit(batch k+1); collect() -> loss of batch k; release batch k.
+ * Batches may also come as device images (learner_batch_t.dev, cuda only),
+ * e.g. from the augment stage's device ring (common/devring.h).
  */
 #ifndef NF_LEARNER_H
 #define NF_LEARNER_H
@@ -47,6 +56,8 @@ typedef struct {
     int bs, size;       // first plan (batch size, square image size); 0 = plan on first batch
     bool winograd;      // onednn: Winograd for 3x3 stride-1 convolutions (default on)
     bool bf16;          // cuda: bf16 activations (fp32 master weights, BN and loss)
+    bool no_graphs;     // cuda: no CUDA graph capture (every step eager)
+    bool no_autotune;   // cuda: cuDNN heuristics instead of timing algorithms per shape
     uint64_t seed;      // weight init and dropout masks
     // loss: label-smoothing eps (0 = CrossEntropyLossFlat, 0.1 = fastai's LS default)
     float ls_eps;
@@ -67,12 +78,16 @@ typedef struct {
 learner_config_t learner_default_config(const char *arch, int n_out);
 
 typedef struct {
-    const float *x;        // (N, H, W, C_in) fp32, normalised
+    const float *x;        // (N, H, W, C_in) fp32, normalised (NULL with dev.x)
     const int32_t *y;      // (N) labels in [0, n_out)
     const int32_t *y_mix;  // (N) Mixup partner labels, or NULL
     const float *lam;      // (N) Mixup weight of y (of the original image), or NULL
     int n, h, w;
+    exec_dev_images_t dev; // cuda: the images on the device instead of x
 } learner_batch_t;
+
+// Training steps that may be submitted and not yet collected.
+#define LEARNER_MAX_INFLIGHT 2
 
 typedef struct {
     float loss;        // mean loss over the batch (plain loss: no Mixup in evaluation)
@@ -104,7 +119,22 @@ void learner_destroy(learner_t **self_p);
 
 // One training step on a batch; *loss_out = the batch loss (Mixup-weighted
 // when y_mix/lam are given). Returns 0, or -1 for a bad batch (nothing done).
+// Collects every step queued before it.
 int learner_train_step(learner_t *l, const learner_batch_t *b, float *loss_out);
+// Starts a training step (the schedule, counters and Adam's step count
+// advance now). Host inputs may be reused on return; device images once
+// b->dev.done has fired. Returns 0, or -1 for a bad batch (nothing done).
+// At most LEARNER_MAX_INFLIGHT steps may be waiting to be collected.
+int learner_train_submit(learner_t *l, const learner_batch_t *b);
+// Waits for the oldest submitted step: its loss (also fed to the smoothed
+// loss) and, from now on, its logits in learner_logits(). Returns 1, or 0
+// when nothing is pending.
+int learner_train_collect(learner_t *l, float *loss_out);
+// Steps submitted and not yet collected.
+int learner_train_pending(const learner_t *l);
+// Collects every pending step (their losses only feed the smoothed loss).
+// State transfers, evaluation and checkpoints do this first.
+void learner_sync(learner_t *l);
 // Evaluation forward (running BN stats, no dropout, plain loss). Returns 0 or -1.
 int learner_eval_batch(learner_t *l, const learner_batch_t *b, learner_eval_t *out);
 
@@ -132,5 +162,7 @@ void learner_state_write(learner_t *l, const exec_state_t *host);
 void learner_grads_read(learner_t *l, float *grads);
 // The executor (tests and diagnostics).
 exec_t *learner_exec(learner_t *l);
+// The backend's counters (graphs, eager runs, planning time; zeros on CPU).
+exec_stats_t learner_exec_stats(learner_t *l);
 
 #endif
