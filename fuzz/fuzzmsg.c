@@ -4,6 +4,8 @@
 #include "fuzzmsg.h"
 
 #include "check.h"
+#include "jpegfix.h"
+#include "pack.h"
 
 #include <ftw.h>
 #include <stdlib.h>
@@ -83,6 +85,21 @@ void *fz_context(void)
     void *ctx = zmq_ctx_new();
     NF_CHECK(ctx && zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 65536) == 0, "zmq context");
     return ctx;
+}
+
+void fz_make_pack(const char *dir)
+{
+    char src[1024], path[1200], err[256];
+    snprintf(src, sizeof src, "%s-src", dir);
+    for (int i = 0; i < 8; i++) {
+        snprintf(path, sizeof path, "%s/%s/c%d/%d.jpg", src, i < 5 ? "train" : "val", i % 2, i);
+        jf_write_good(path, 24 + 8 * (uint32_t)i, 20 + 4 * (uint32_t)i, (uint32_t)i, (jf_kind_t)(i % 4));
+    }
+    snprintf(path, sizeof path, "%s/val/c0/bad.jpg", src);
+    jf_write_bad(path, JF_BAD_TRUNCATED);
+    loader_pack_config_t pc = {.src = src, .out = dir, .threads = 1, .shard_bytes = 4096};
+    loader_pack_stats_t st;
+    NF_CHECK(loader_pack_write(&pc, &st, err, sizeof err) == 0, "pack %s: %s", dir, err);
 }
 
 static char s_dir[512];

@@ -12,7 +12,8 @@
  * A truncated record ends the input. Frames are sent as they are: the fuzzer
  * mutates the packed protobuf bytes, the seeds start from valid messages.
  *
- * Not product code: fuzz harnesses keep their per-process state in statics.
+ * Also the fixed pack of the pack target. Not product code: fuzz harnesses
+ * keep their per-process state in statics.
  */
 #ifndef NF_FUZZMSG_H
 #define NF_FUZZMSG_H
@@ -51,6 +52,12 @@ uint8_t *fz_pack(Nf__Envelope *env, size_t *len);
 // that a loaded machine can starve, so the context allows 64K sockets instead
 // of 1023 (a reaper behind by a second made zmq_socket fail with EMFILE).
 void *fz_context(void);
+
+// The pack fuzz target's fixed pack: a small generated dataset (good JPEGs of
+// every colour kind, one bad file) packed unchanged into dir (loader/pack.h).
+// Deterministic, so the seed index fuzz_seeds writes matches the shards the
+// target makes. Aborts on failure.
+void fz_make_pack(const char *dir);
 
 // A scratch folder for a target's files (mkdtemp under TMPDIR), made once and
 // removed at exit.

@@ -3,17 +3,18 @@
  * by `./run.sh fuzz` and by the replay tests' setup):
  *   fuzz_seeds OUTDIR [--data IMAGENETTE]
  * OUTDIR/<target>/<name> for wire, coordinator, consumer, worker,
- * safetensors and jpeg: valid messages of every body and realistic message
+ * safetensors, jpeg and pack: valid messages of every body and realistic message
  * sequences (a worker joining, an epoch requested, credited, acked), corrupt
  * variants of them, safetensors files of every dtype and broken ones, JPEGs
  * of every colour kind and every bad kind the loader knows, and with --data
- * a few dozen real Imagenette files.
+ * a few dozen real Imagenette files, and the index of a small pack.
  */
 #include "check.h"
 #include "dataset.h"
 #include "fsutil.h"
 #include "fuzzmsg.h"
 #include "jpegfix.h"
+#include "pack.h"
 #include "safetensors.h"
 
 #include <stdio.h>
@@ -416,6 +417,25 @@ static void s_jpegs(const char *data)
     loader_dataset_destroy(&ds);
 }
 
+// pack: the fixed pack's index without its trailing crc32 (the target adds it)
+static void s_pack(void)
+{
+    char dir[1200], idx[1400];
+    snprintf(dir, sizeof dir, "%s/pack-source", s_out);
+    fz_make_pack(dir);
+    snprintf(idx, sizeof idx, "%s/%s", dir, LOADER_PACK_INDEX);
+    size_t len;
+    uint8_t *buf = nf_read_file(idx, 1 << 20, &len);
+    NF_CHECK(buf && len > 4, "read %s", idx);
+    FILE *f = s_open("pack", "index");
+    NF_CHECK(fwrite(buf, 1, len - 4, f) == len - 4, "write");
+    s_close(f);
+    f = s_open("pack", "index-cut");
+    NF_CHECK(fwrite(buf, 1, len / 2, f) == len / 2, "write");
+    s_close(f);
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2 && !(argc == 4 && !strcmp(argv[2], "--data"))) {
@@ -427,6 +447,7 @@ int main(int argc, char **argv)
     s_messages();
     s_safetensors();
     s_jpegs(argc == 4 ? argv[3] : NULL);
+    s_pack();
     printf("fuzz seeds written to %s\n", s_out);
     return 0;
 }
