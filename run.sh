@@ -93,7 +93,7 @@ verb_bench() {
   NF_BIN_DIR="$BUILD/bin" NF_ROOT="$ROOT" exec "$ROOT/bench/$name.sh" "$@"
 }
 
-FUZZ_TARGETS=(wire safetensors jpeg coordinator consumer worker)
+FUZZ_TARGETS=(wire safetensors jpeg pack coordinator consumer worker)
 
 verb_fuzz() {
   local secs=60 targets=() t
