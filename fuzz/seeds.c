@@ -421,7 +421,7 @@ static void s_jpegs(const char *data)
 static void s_pack(void)
 {
     char dir[1200], idx[1400];
-    snprintf(dir, sizeof dir, "%s/pack-source", s_out);
+    snprintf(dir, sizeof dir, "%s/pack", fz_tmpdir("seeds"));  // removed at exit
     fz_make_pack(dir);
     snprintf(idx, sizeof idx, "%s/%s", dir, LOADER_PACK_INDEX);
     size_t len;
