@@ -21,6 +21,11 @@
 #   ./run.sh bench NAME [args]    a benchmark from bench/ (loader, trainer, augment, ...)
 #   ./run.sh gpu-check [--prepare|--dry] [--out DIR]   the GPU check (docs/gpu.md)
 #   ./run.sh build                configure and build only
+#   ./run.sh fuzz [TARGET..] [--seconds N]   libFuzzer targets (clang, build-fuzz/) for N
+#                                 seconds each (default 60): executions and crashes
+#   ./run.sh reliability [--long] the reliability tests (ctest -L reliability); --long:
+#                                 the long run on real data whose figures docs/reliability.md records
+#   ./run.sh keygen NAME [NAME..] CURVE key pairs (NAME.key, NAME.key_secret) for exposed sockets
 #   ./run.sh setup                install missing packages only
 #   ./run.sh help                 this text, and the verbs the stages add
 #
@@ -427,6 +432,75 @@ verb_data() {
   printf '%s\n' "$DATA"
 }
 
+
+FUZZ_TARGETS=(wire safetensors jpeg pack coordinator consumer worker)
+
+verb_fuzz() {
+  local secs=60 targets=() t
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --seconds) secs="${2:?--seconds N}"; shift 2 ;;
+      -*) die "fuzz: unknown option $1 (./run.sh fuzz [TARGET..] [--seconds N])" ;;
+      *) targets+=("$1"); shift ;;
+    esac
+  done
+  [ ${#targets[@]} -gt 0 ] || targets=("${FUZZ_TARGETS[@]}")
+  for t in "${targets[@]}"; do
+    [[ " ${FUZZ_TARGETS[*]} " == *" $t "* ]] || die "fuzz: no target '$t' (${FUZZ_TARGETS[*]})"
+  done
+  local cc
+  cc="$(command -v clang-14 || command -v clang || true)"
+  [ -n "$cc" ] || die "fuzz: needs clang with libFuzzer: apt-get install -y clang-14 libclang-rt-14-dev"
+  local dir="${NF_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
+  mkdir -p "$dir"
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    CC="$cc" cmake -S "$ROOT" -B "$dir" -DNF_FUZZ=ON -DNF_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log" >&2; die "fuzz: configure failed"; }
+  fi
+  cmake --build "$dir" -j "$JOBS" --target fuzz_all >"$dir.build.log" 2>&1 \
+    || { grep -E -A6 'error' "$dir.build.log" | head -40 >&2; die "fuzz: build failed (log: $dir.build.log)"; }
+  local seeds="$dir/fuzz/seeds" data=()
+  [ -d "$NF_DATA_DIR/val" ] && data=(--data "$NF_DATA_DIR")
+  rm -rf "$seeds"
+  "$dir/fuzz/fuzz_seeds" "$seeds" "${data[@]}" >/dev/null
+  local json="" found=0
+  say "fuzzing ${targets[*]} for ${secs} s each (corpus kept in $dir/fuzz/corpus)"
+  printf '%-12s %12s %10s %8s %8s\n' target executions exec/s corpus crashes >&2
+  for t in "${targets[@]}"; do
+    local corpus="$dir/fuzz/corpus/$t" crashes="$dir/fuzz/crashes/$t" log="$dir/fuzz/$t.log"
+    mkdir -p "$corpus" "$crashes"
+    local before
+    before=$(find "$crashes" -type f | wc -l)
+    "$dir/fuzz/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048 \
+      -artifact_prefix="$crashes/" "$corpus" "$seeds/$t" >"$log" 2>&1 || true
+    local execs rate n_corpus n_crashes
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    n_corpus=$(find "$corpus" -type f | wc -l)
+    n_crashes=$(( $(find "$crashes" -type f | wc -l) - before ))
+    [ "$n_crashes" -gt 0 ] && found=1
+    printf '%-12s %12s %10s %8s %8s\n' "$t" "${execs:-0}" "${rate:-0}" "$n_corpus" "$n_crashes" >&2
+    json+="${json:+, }\"$t\": {\"executions\": ${execs:-0}, \"exec_per_s\": ${rate:-0}, \"corpus\": $n_corpus, \"new_crashes\": $n_crashes}"
+  done
+  echo "{\"seconds_per_target\": $secs, \"targets\": {$json}}"
+  if [ "$found" -ne 0 ]; then
+    say "run.sh: new crashes under $dir/fuzz/crashes/ (logs: $dir/fuzz/<target>.log); commit small"
+    say "        ones to fuzz/regress/<target>/ with the fix"
+    return 1
+  fi
+}
+
+verb_reliability() {
+  configure_and_build "$BUILD"
+  if [ "${1:-}" = "--long" ]; then
+    shift
+    NF_BIN_DIR="$BUILD/bin" NF_ROOT="$ROOT" "$ROOT/tests/reliability/long_run.sh" "$@"
+  else
+    cd "$BUILD"
+    ctest --output-on-failure -j "$JOBS" -L reliability "$@"
+  fi
+}
+
 verb_help() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
@@ -446,6 +520,9 @@ main() {
     build) setup_packages; configure_and_build "$BUILD" ;;
     test) setup_packages; verb_test "$@" ;;
     bench) setup_packages; verb_bench "$@" ;;
+    fuzz) setup_packages; verb_fuzz "$@" ;;
+    reliability) setup_packages; verb_reliability "$@" ;;
+    keygen) setup_packages; configure_and_build "$BUILD"; exec "$BUILD/bin/loader" keygen "$@" ;;
     gpu-check) exec "$ROOT/gpu/check.sh" "$@" ;;
     *) die "unknown verb '$verb' (./run.sh help)" ;;
   esac

@@ -6,10 +6,12 @@
 #include "check.h"
 #include "log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,8 +23,34 @@ struct nf_afile_t {
     char *tmp;
 };
 
+// Removes "<path>.tmp.<pid>" files whose writer process is gone (killed
+// mid-write): on a full disk they hold exactly the space a new write needs.
+static void s_remove_dead_temps(const char *path)
+{
+    char *copy = nf_xstrdup(path), *copy2 = nf_xstrdup(path);
+    const char *dir = dirname(copy), *base = basename(copy2);
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, base, blen) != 0 || strncmp(e->d_name + blen, ".tmp.", 5) != 0)
+            continue;
+        const char *digits = e->d_name + blen + 5;
+        char *end;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+        char stale[PATH_MAX];
+        if (snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name) >= (int)sizeof stale) continue;
+        if (unlink(stale) == 0) nf_log_warn("removed %s, left by a writer that died (pid %ld)", stale, pid);
+    }
+    if (d) closedir(d);
+    free(copy);
+    free(copy2);
+}
+
 nf_afile_t *nf_afile_open(const char *path)
 {
+    s_remove_dead_temps(path);
     size_t n = strlen(path) + 32;
     char *tmp = nf_xmalloc(n);
     snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());

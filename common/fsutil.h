@@ -5,7 +5,9 @@
  * flushed, fsync'ed, renamed over <path>, and the directory is fsync'ed, so a
  * reader (the streaming evaluator, a resumed trainer) only ever sees the old
  * complete file or the new complete file. A failed write (full disk, I/O
- * error) removes the temporary file and leaves <path> untouched.
+ * error) removes the temporary file and leaves <path> untouched. A writer
+ * killed mid-write leaves its temporary file; the next nf_afile_open() of the
+ * same path removes temporary files whose writer process is gone.
  */
 #ifndef NF_FSUTIL_H
 #define NF_FSUTIL_H

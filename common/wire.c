@@ -143,6 +143,52 @@ static int s_check_batch(const Nf__Envelope *env, bool has_payload, size_t frame
     return -1;
 }
 
+Nf__Envelope *nf_wire_decode(const nf_wire_expect_t *ex, const void *env_buf, size_t env_len,
+                             bool has_payload, size_t payload_len, nf_wire_drop_t *why,
+                             const char **detail)
+{
+    if (env_len == 0 || env_len > NF_WIRE_MAX_ENVELOPE) {
+        *why = NF_WIRE_DROP_SIZE;
+        *detail = "envelope empty or over 1 MiB";
+        return NULL;
+    }
+    Nf__Envelope *env = nf__envelope__unpack(NULL, env_len, env_buf);
+    int reason = -1;
+    if (!env) {
+        reason = NF_WIRE_DROP_DECODE;
+        *detail = "envelope does not decode";
+    } else if (env->version != NF_PROTOCOL_VERSION) {
+        reason = NF_WIRE_DROP_VERSION;
+        *detail = "protocol version mismatch";
+    } else if (ex->job && ex->job[0] && !(ex->allow_no_job && (!env->job || !env->job[0])) &&
+               (!env->job || strcmp(env->job, ex->job) != 0)) {
+        reason = NF_WIRE_DROP_JOB;
+        *detail = "message of another job";
+    } else if (env->body_case == NF__ENVELOPE__BODY__NOT_SET || (unsigned)env->body_case >= 64 ||
+               !(ex->bodies & NF_WIRE_BODY(env->body_case))) {
+        reason = NF_WIRE_DROP_BODY;
+        *detail = "body not expected on this socket";
+    } else {
+        bool batch = env->body_case == NF__ENVELOPE__BODY_RAW_BATCH ||
+                     env->body_case == NF__ENVELOPE__BODY_TENSOR_BATCH;
+        if (!batch && has_payload) {
+            reason = NF_WIRE_DROP_PAYLOAD;
+            *detail = "payload frame on a body that has none";
+        } else if (payload_len > ex->max_payload) {
+            reason = NF_WIRE_DROP_SIZE;
+            *detail = "payload over this socket's limit";
+        } else if (batch) {
+            reason = s_check_batch(env, has_payload, payload_len, detail);
+        }
+    }
+    if (reason >= 0) {
+        if (env) nf__envelope__free_unpacked(env, NULL);
+        *why = (nf_wire_drop_t)reason;
+        return NULL;
+    }
+    return env;
+}
+
 int nf_wire_recv(void *sock, const nf_wire_expect_t *ex, nf_wire_msg_t *msg,
                  nf_wire_stats_t *st, int flags)
 {
@@ -187,47 +233,15 @@ int nf_wire_recv(void *sock, const nf_wire_expect_t *ex, nf_wire_msg_t *msg,
             return s_drop(st, NF_WIRE_DROP_FRAMES, "more than envelope + payload frames");
         }
     }
-    if (env_len == 0 || env_len > NF_WIRE_MAX_ENVELOPE) {
-        zmq_msg_close(&frame);
-        nf_wire_msg_close(msg);
-        return s_drop(st, NF_WIRE_DROP_SIZE, "envelope empty or over 1 MiB");
-    }
-    msg->env = nf__envelope__unpack(NULL, env_len, zmq_msg_data(&frame));
-    zmq_msg_close(&frame);
+    nf_wire_drop_t why;
     const char *detail = NULL;
-    int why = -1;
+    size_t plen = msg->has_payload ? zmq_msg_size(&msg->payload) : 0;
+    msg->env = nf_wire_decode(ex, zmq_msg_data(&frame), env_len, msg->has_payload, plen, &why,
+                              &detail);
+    zmq_msg_close(&frame);
     if (!msg->env) {
-        why = NF_WIRE_DROP_DECODE;
-        detail = "envelope does not decode";
-    } else if (msg->env->version != NF_PROTOCOL_VERSION) {
-        why = NF_WIRE_DROP_VERSION;
-        detail = "protocol version mismatch";
-    } else if (ex->job && ex->job[0] && !(ex->allow_no_job && (!msg->env->job || !msg->env->job[0])) &&
-               (!msg->env->job || strcmp(msg->env->job, ex->job) != 0)) {
-        why = NF_WIRE_DROP_JOB;
-        detail = "message of another job";
-    } else if (msg->env->body_case == NF__ENVELOPE__BODY__NOT_SET ||
-               (unsigned)msg->env->body_case >= 64 ||
-               !(ex->bodies & NF_WIRE_BODY(msg->env->body_case))) {
-        why = NF_WIRE_DROP_BODY;
-        detail = "body not expected on this socket";
-    } else {
-        bool batch = msg->env->body_case == NF__ENVELOPE__BODY_RAW_BATCH ||
-                     msg->env->body_case == NF__ENVELOPE__BODY_TENSOR_BATCH;
-        size_t plen = msg->has_payload ? zmq_msg_size(&msg->payload) : 0;
-        if (!batch && msg->has_payload) {
-            why = NF_WIRE_DROP_PAYLOAD;
-            detail = "payload frame on a body that has none";
-        } else if (plen > ex->max_payload) {
-            why = NF_WIRE_DROP_SIZE;
-            detail = "payload over this socket's limit";
-        } else if (batch) {
-            why = s_check_batch(msg->env, msg->has_payload, plen, &detail);
-        }
-    }
-    if (why >= 0) {
         nf_wire_msg_close(msg);
-        return s_drop(st, (nf_wire_drop_t)why, detail);
+        return s_drop(st, why, detail);
     }
     st->accepted++;
     return 1;

@@ -86,6 +86,14 @@ typedef struct {
 // received (errno: EAGAIN, EINTR, ETERM, ...; nothing counted).
 int nf_wire_recv(void *sock, const nf_wire_expect_t *ex, nf_wire_msg_t *msg,
                  nf_wire_stats_t *st, int flags);
+// The socket-independent part of nf_wire_recv (also what the fuzz targets
+// drive): decodes the envelope frame env_buf and checks it against ex
+// (envelope size, version, job, body, payload presence, and for batches the
+// shape against payload_len). Returns the unpacked envelope (the caller frees
+// it with nf__envelope__free_unpacked), or NULL with *why and *detail set.
+Nf__Envelope *nf_wire_decode(const nf_wire_expect_t *ex, const void *env_buf, size_t env_len,
+                             bool has_payload, size_t payload_len, nf_wire_drop_t *why,
+                             const char **detail);
 // Releases what a received message owns. Safe on a zeroed or closed message.
 void nf_wire_msg_close(nf_wire_msg_t *msg);
 

@@ -19,6 +19,7 @@ typedef struct {
     loader_batch_t pub;     // first: a loader_batch_t * is an s_batch_t *
     Nf__Envelope *env;
     zmq_msg_t payload;
+    loader_bad_sample_t *bad;  // (pub.n_bad)
 } s_batch_t;
 
 typedef enum { S_IDLE = 0, S_WAIT_PLAN, S_RUNNING } s_phase_t;
@@ -78,6 +79,7 @@ static void s_batch_free(s_batch_t *b)
     if (!b) return;
     nf__envelope__free_unpacked(b->env, NULL);
     zmq_msg_close(&b->payload);
+    free(b->bad);
     free(b);
 }
 
@@ -120,7 +122,14 @@ loader_consumer_t *loader_consumer_new(const loader_consumer_config_t *cfg)
     self->pull = nf_zmq_socket_new(self->ctx, &pc);
     self->dealer = nf_zmq_socket_new(self->ctx, &dc);
     const char *sink = cfg->sink ? cfg->sink : "tcp://127.0.0.1:*";
-    if (!self->pull || !self->dealer ||
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
+    bool plain_exposed = !cfg->curve && !nf_curve_endpoint_local(sink);
+    if (plain_exposed)
+        nf_log_error("refusing to bind the sink %s in plain text: an endpoint other hosts can "
+                     "reach needs CURVE (--curve-secret, --curve-server and --curve-allow)", sink);
+    if (!self->pull || !self->dealer || plain_exposed ||
+        (cfg->curve && (nf_curve_server(cfg->curve, self->pull, "consumer sink") != 0 ||
+                        nf_curve_client(cfg->curve, self->dealer, NULL, "consumer") != 0)) ||
         nf_zmq_bind(self->pull, sink, self->sink_ep, sizeof self->sink_ep) != 0 ||
         nf_zmq_connect(self->dealer, cfg->coordinator) != 0) {
         loader_consumer_destroy(&self);
@@ -263,12 +272,18 @@ static void s_on_batch(loader_consumer_t *self, nf_wire_msg_t *m)
         .n_bad = (uint32_t)rb->n_bad, .warnings = rb->has_warnings ? rb->warnings : 0,
         .worker_id = rb->worker_id,
     };
+    sb->bad = nf_xcalloc(rb->n_bad + 1, sizeof *sb->bad);
+    for (size_t i = 0; i < rb->n_bad; i++) {
+        unsigned r = (unsigned)rb->bad[i]->reason;
+        sb->bad[i] = (loader_bad_sample_t){.index = rb->bad[i]->index,
+                                           .reason = r < LOADER_BAD_N ? (loader_bad_t)r : LOADER_BAD_N};
+        if (r < LOADER_BAD_N) st->stats.bad_by_reason[r]++;
+    }
+    sb->pub.bad = sb->bad;
     st->stats.batches++;
     st->stats.samples += rb->n;
     st->stats.bad_files += (uint32_t)rb->n_bad;
     st->stats.warnings += sb->pub.warnings;
-    for (size_t i = 0; i < rb->n_bad; i++)
-        if ((unsigned)rb->bad[i]->reason < LOADER_BAD_N) st->stats.bad_by_reason[rb->bad[i]->reason]++;
     if (st->req.ordered) {
         st->slots[rb->seq] = sb;
     } else {
@@ -283,6 +298,10 @@ static void s_on_control(loader_consumer_t *self, const Nf__Envelope *env)
     case NF__ENVELOPE__BODY_DATASET_INFO: {
         if (self->have_info) return;
         const Nf__DatasetInfo *d = env->dataset_info;
+        if (d->n_classes == 0 || (uint64_t)d->n_train + d->n_valid > UINT32_MAX) {
+            nf_wire_stats_drop(&self->st_ctl, NF_WIRE_DROP_FIELD);  // sizes every bound below
+            return;
+        }
         self->classes = nf_xcalloc(d->n_classes + 1, sizeof *self->classes);
         for (size_t i = 0; i < d->n_classes; i++) self->classes[i] = nf_xstrdup(d->classes[i]);
         self->n_classes = (uint32_t)d->n_classes;
@@ -296,9 +315,11 @@ static void s_on_control(loader_consumer_t *self, const Nf__Envelope *env)
     case NF__ENVELOPE__BODY_EPOCH_PLAN: {
         const Nf__EpochPlan *p = env->epoch_plan;
         s_stream_t *st = s_stream(self, p->stream);
+        // the plan sizes what we allocate for the epoch: batches of the size we
+        // asked for, exactly as many as the samples need, no more samples than items
         if (!st || st->phase != S_WAIT_PLAN || p->epoch != st->req.epoch ||
-            p->batch_size != st->req.batch_size || p->n_batches > p->n_samples ||
-            p->n_samples > self->n_items) {  // bounds what we allocate for the epoch
+            p->batch_size != st->req.batch_size || p->n_samples > self->n_items ||
+            p->n_batches != (uint32_t)(((uint64_t)p->n_samples + p->batch_size - 1) / p->batch_size)) {
             nf_wire_stats_drop(&self->st_ctl, NF_WIRE_DROP_FIELD);
             return;
         }
@@ -471,6 +492,7 @@ int loader_consumer_start(loader_consumer_t *self, const loader_stream_request_t
     r.seed = req->seed;
     r.has_exact = true;
     r.exact = req->exact;
+    r.sink_key = self->cfg.curve ? (char *)nf_curve_public_key(self->cfg.curve) : NULL;
     Nf__Envelope env = NF__ENVELOPE__INIT;
     env.body_case = NF__ENVELOPE__BODY_STREAM_REQUEST;
     env.stream_request = &r;

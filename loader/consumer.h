@@ -23,6 +23,7 @@
 #ifndef LOADER_CONSUMER_H
 #define LOADER_CONSUMER_H
 
+#include "curve.h"
 #include "decode.h"
 #include "wire.h"
 
@@ -36,7 +37,10 @@ typedef struct {
     int heartbeat_ms;           // 0 = 1000
     int timeout_ms;             // coordinator silence before giving up; 0 = 30000
     uint64_t max_batch_bytes;   // largest payload accepted; 0 = 1 GiB
-    void *zmq_ctx;              // NULL = own context
+    void *zmq_ctx;              // NULL = own context (must be curve's when curve is set)
+    nf_curve_t *curve;          // NULL = plain text: the sink must be local (ipc, loopback);
+                                // else a CURVE client of the coordinator (curve's server
+                                // key) and a CURVE sink for workers on curve's allow-list
 } loader_consumer_config_t;
 
 typedef struct {
@@ -59,6 +63,11 @@ typedef struct {
 } loader_epoch_plan_t;
 
 typedef struct {
+    uint32_t index;             // dataset sample index of the file
+    loader_bad_t reason;        // why it was skipped (LOADER_BAD_N when the peer sent an unknown one)
+} loader_bad_sample_t;
+
+typedef struct {
     uint32_t stream, epoch, seq, pass;
     int split;
     uint32_t n, h, w, c;
@@ -66,6 +75,7 @@ typedef struct {
     const int32_t *labels;      // (n) class indices
     const uint32_t *indices;    // (n) dataset sample indices
     uint32_t n_bad;             // files of this batch skipped (and replaced on train)
+    const loader_bad_sample_t *bad;  // (n_bad) which, and why
     uint32_t warnings;          // rows decoded despite a libjpeg warning
     const char *worker_id;
 } loader_batch_t;

@@ -59,6 +59,7 @@ typedef struct {
     bool exact;
     uint64_t seed;
     char *sink;
+    char *sink_key;        // the sink's CURVE public key, or NULL
     uint32_t credits;
     uint32_t *order;       // (n_order) sample indices in epoch order
     uint32_t n_order, n_batches, next_seq;
@@ -161,6 +162,7 @@ static uint64_t s_task_id(const s_stream_t *st, uint32_t seq)
 static void s_stream_free(s_stream_t *st)
 {
     free(st->sink);
+    free(st->sink_key);
     free(st->order);
     free(st->state);
     free(st->attempt);
@@ -197,7 +199,14 @@ loader_coordinator_t *loader_coordinator_new(const loader_coordinator_config_t *
                                  .router_mandatory = true};
     self->router = nf_zmq_socket_new(self->ctx, &sc);
     const char *bind = cfg->bind ? cfg->bind : "tcp://127.0.0.1:5555";
-    if (!self->router || nf_zmq_bind(self->router, bind, self->endpoint, sizeof self->endpoint) != 0) {
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
+    bool plain_exposed = !cfg->curve && !nf_curve_endpoint_local(bind);
+    if (plain_exposed)
+        nf_log_error("refusing to bind %s in plain text: an endpoint other hosts can reach needs "
+                     "CURVE (--curve-secret and --curve-allow)", bind);
+    if (!self->router || plain_exposed ||
+        (cfg->curve && nf_curve_server(cfg->curve, self->router, "coordinator") != 0) ||
+        nf_zmq_bind(self->router, bind, self->endpoint, sizeof self->endpoint) != 0) {
         loader_coordinator_destroy(&self);
         return NULL;
     }
@@ -481,7 +490,7 @@ static void s_on_stream_request(loader_coordinator_t *self, const nf_wire_msg_t 
         (r->split != NF__SPLIT__SPLIT_TRAIN && r->split != NF__SPLIT__SPLIT_VALID) ||
         (r->crop != NF__CROP_MODE__CROP_RANDOM && r->crop != NF__CROP_MODE__CROP_CENTER) ||
         !s_endpoint_ok(r->sink) || r->epoch >= (1u << 24) || (r->has_pass && r->pass >= 256) ||
-        bytes > S_MAX_BATCH_BYTES) {
+        bytes > S_MAX_BATCH_BYTES || (r->sink_key && !nf_curve_key_valid(r->sink_key))) {
         s_reject(self, "StreamRequest with a field out of range");
         return;
     }
@@ -512,6 +521,7 @@ static void s_on_stream_request(loader_coordinator_t *self, const nf_wire_msg_t 
     st->exact = r->has_exact && r->exact;
     st->seed = r->has_seed && r->seed ? r->seed : self->cfg.seed;
     st->sink = nf_xstrdup(r->sink);
+    st->sink_key = r->sink_key ? nf_xstrdup(r->sink_key) : NULL;
     st->credits = r->credits;
     st->pool = loader_dataset_split(ds, st->split, &st->n_pool);
     st->n_order = st->n_pool;
@@ -680,6 +690,7 @@ static int s_issue(loader_coordinator_t *self, s_stream_t *st, uint32_t seq, int
     t.crop = (Nf__CropMode)st->crop;
     t.seed = st->seed;
     t.sink = st->sink;
+    t.sink_key = st->sink_key;
     t.has_pass = true;
     t.pass = st->pass;
     t.n_paths = n + n_spares;

@@ -23,11 +23,15 @@
  * seq). Several streams (train, valid, TTA passes) run at once, from one or
  * more consumers. Workers may join and leave at any time.
  *
+ * Security: the socket binds to a local endpoint unless a CURVE key set is
+ * given (common/curve.h); consumers' sink keys are relayed to the workers.
+ *
  * It does not decode (worker.h) or receive batches (consumer.h).
  */
 #ifndef LOADER_COORDINATOR_H
 #define LOADER_COORDINATOR_H
 
+#include "curve.h"
 #include "dataset.h"
 
 #include <stdbool.h>
@@ -48,7 +52,10 @@ typedef struct {
     int consumer_timeout_ms;        // silence before a consumer is gone; 0 = 600000 (a
                                     // trainer may be busy for long between calls)
     int stop_fd;                    // readable = stop (signalfd, pipe); -1 = none
-    void *zmq_ctx;                  // NULL = own context
+    void *zmq_ctx;                  // NULL = own context (must be curve's when curve is set)
+    nf_curve_t *curve;              // NULL = plain text, allowed only on a local endpoint
+                                    // (ipc, inproc, loopback); else the socket is a CURVE
+                                    // server whose clients must be on curve's allow-list
 } loader_coordinator_config_t;
 
 typedef struct {

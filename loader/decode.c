@@ -39,12 +39,29 @@ const char *loader_bad_name(loader_bad_t why)
     return why >= 0 && why < LOADER_BAD_N ? s_bad_names[why] : "ok";
 }
 
-static void s_grow(uint8_t **buf, size_t *cap, size_t need)
+// Grows a scratch buffer (64-byte aligned). Returns false when the memory is
+// not there: the image is then a bad file (too large for this worker), not a
+// reason to abort, which would make every worker that draws it die in turn.
+static bool s_grow(uint8_t **buf, size_t *cap, size_t need)
 {
-    if (*cap >= need) return;
+    if (*cap >= need) return true;
     free(*buf);
-    *buf = nf_xaligned(need);
+    *buf = NULL;
+    *cap = 0;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, need ? need : 1) != 0) return false;
+    *buf = p;
     *cap = need;
+    return true;
+}
+
+static bool s_grow_or_fail(uint8_t **buf, size_t *cap, size_t need, loader_decode_info_t *info)
+{
+    if (s_grow(buf, cap, need)) return true;
+    info->bad = LOADER_BAD_TOO_LARGE;
+    snprintf(info->detail, sizeof info->detail, "cannot allocate %zu bytes for %ux%u pixels",
+             need, info->width, info->height);
+    return false;
 }
 
 // After a failed call TurboJPEG 2.1 can leave the handle unusable (the next
@@ -209,7 +226,7 @@ static const uint8_t *s_decode_rgb(loader_decoder_t *self, const uint8_t *jpeg, 
     int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
     size_t bpp = cmyk ? 4 : 3;
     size_t n_pixels = (size_t)sw * (size_t)sh;
-    s_grow(&self->pix, &self->pix_cap, n_pixels * bpp);
+    if (!s_grow_or_fail(&self->pix, &self->pix_cap, n_pixels * bpp, info)) return NULL;
     int rc = tjDecompress2(self->tj, jpeg, (unsigned long)len, self->pix, sw, 0, sh, pf,
                            TJFLAG_LIMITSCANS);
     if (rc != 0) {
@@ -227,7 +244,7 @@ static const uint8_t *s_decode_rgb(loader_decoder_t *self, const uint8_t *jpeg, 
     *sw_out = (uint32_t)sw;
     *sh_out = (uint32_t)sh;
     if (!cmyk) return self->pix;
-    s_grow(&self->rgb, &self->rgb_cap, n_pixels * 3);
+    if (!s_grow_or_fail(&self->rgb, &self->rgb_cap, n_pixels * 3, info)) return NULL;
     s_cmyk_to_rgb(self->pix, self->rgb, n_pixels);
     return self->rgb;
 }
@@ -291,7 +308,8 @@ int loader_decoder_presize(loader_decoder_t *self, const loader_presize_params_t
         rp.box[3] = (float)(by1 - sy0) < (float)rp.in_h ? (float)(by1 - sy0) : (float)rp.in_h;
     }
     size_t stride = (size_t)sw * 3;
-    s_grow(&self->work, &self->work_cap, loader_resample_workspace_bytes(&rp));
+    if (!s_grow_or_fail(&self->work, &self->work_cap, loader_resample_workspace_bytes(&rp), info))
+        return -1;
     loader_resample_rgb(&rp, rgb + (size_t)sy0 * stride + (size_t)sx0 * 3, stride, out, self->work);
     return 0;
 }
@@ -302,7 +320,9 @@ int loader_decoder_presize(loader_decoder_t *self, const loader_presize_params_t
 long loader_read_file(const char *path, uint8_t **buf, size_t *cap, loader_bad_t *bad,
                       char *detail, size_t detail_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; it is
+    // refused just below as not a regular file, and reads of regular files ignore it
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         *bad = LOADER_BAD_IO;
         snprintf(detail, detail_len, "open: %s", strerror(errno));

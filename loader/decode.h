@@ -26,7 +26,8 @@
  *   6. Pillow's BILINEAR resize of the crop to S x S (resample.h), bit-exact.
  *
  * A decoder owns its TurboJPEG handle and scratch buffers (grown to the
- * largest image seen, bounded by the pixel limit); it is not thread-safe.
+ * largest image seen, bounded by the pixel limit; when the memory is not there
+ * the file is TOO_LARGE, never an abort); it is not thread-safe.
  * It does not read files (see loader_read_file) or know about batches.
  */
 #ifndef LOADER_DECODE_H

@@ -5,7 +5,9 @@
  *                one local worker per core by default
  *   worker       join a running coordinator (from this host or another)
  *   verify       decode every file of a dataset, report each bad one
- *   consume      a command-line consumer: epochs of batches, rate, digests
+ *   consume      a command-line consumer: epochs of batches, rate, digests,
+ *                a delivery log for accounting
+ *   keygen       CURVE key pairs (common/curve.h) for sockets other hosts reach
  *   bench-decode raw TurboJPEG decode vs decode + presize on one core
  *   gen-synthetic  write a small generated dataset of learnable JPEG classes
  *   pack         write a dataset as a few shard files and an index (pack.h)
@@ -14,6 +16,7 @@
  */
 #include "consumer.h"
 #include "coordinator.h"
+#include "curve.h"
 #include "dataset.h"
 #include "decode.h"
 #include "log.h"
@@ -50,7 +53,7 @@ enum {
     O_JOB, O_SPARES, O_HB, O_WTIMEOUT, O_TTIMEOUT, O_ATIMEOUT, O_CTIMEOUT, O_SPAWN, O_SLOTS,
     O_CONNECT, O_TIMEOUT, O_ID, O_SINK, O_EPOCHS, O_FIRST_EPOCH, O_BS, O_PRESIZE, O_CREDITS,
     O_ORDERED, O_EXACT, O_SLEEP, O_DIGEST, O_JSON, O_LIMIT, O_SHUFFLE, O_NO_SHUFFLE, O_QUIET,
-    O_PASS, O_MAX_BATCHES,
+    O_PASS, O_MAX_BATCHES, O_CURVE_SECRET, O_CURVE_SERVER, O_CURVE_ALLOW, O_LOG,
 };
 
 #define S_DATA_OPTIONS                                                                       \
@@ -138,6 +141,82 @@ static loader_dataset_t *s_open_dataset(const char *cmd, const s_data_opts_t *o)
 }
 
 // ---------------------------------------------------------------------------
+// CURVE options (common/curve.h)
+
+typedef struct {
+    const char *secret, *server, *allow;
+} s_curve_opts_t;
+
+#define S_CURVE_OPTIONS                                                                      \
+    {"curve-secret", required_argument, NULL, O_CURVE_SECRET},                               \
+        {"curve-server", required_argument, NULL, O_CURVE_SERVER},                           \
+        {"curve-allow", required_argument, NULL, O_CURVE_ALLOW}
+
+static const char *s_curve_help =
+    "  --curve-secret F    our CURVE key pair (NAME.key_secret from `loader keygen NAME`)\n"
+    "  --curve-server F    the coordinator's public key (its NAME.key)\n"
+    "  --curve-allow P     allowed client keys: a folder of NAME.key files, or one file\n";
+
+// Returns 1 when c is a CURVE option (stored), 0 otherwise.
+static int s_curve_opt(int c, const char *arg, s_curve_opts_t *o)
+{
+    switch (c) {
+    case O_CURVE_SECRET: o->secret = arg; return 1;
+    case O_CURVE_SERVER: o->server = arg; return 1;
+    case O_CURVE_ALLOW: o->allow = arg; return 1;
+    default: return 0;
+    }
+}
+
+// With any CURVE option: checks that the role's options are all there
+// (need_server: a client of the coordinator; need_allow: binds a socket),
+// makes the context and the key set. Returns 0 (nothing to do without
+// options), or -1 after a one-line message.
+static int s_curve_open(const char *cmd, const s_curve_opts_t *o, bool need_server,
+                        bool need_allow, void **ctx, nf_curve_t **curve)
+{
+    *ctx = NULL;
+    *curve = NULL;
+    if (!o->secret && !o->server && !o->allow) return 0;
+    if (!o->secret || (need_server && !o->server) || (need_allow && !o->allow)) {
+        fprintf(stderr, "loader %s: CURVE needs --curve-secret%s%s\n", cmd,
+                need_server ? " and --curve-server" : "", need_allow ? " and --curve-allow" : "");
+        return -1;
+    }
+    *ctx = zmq_ctx_new();
+    NF_CHECK(*ctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    char err[512];
+    nf_curve_config_t cc = {.zmq_ctx = *ctx, .secret_file = o->secret, .server_file = o->server,
+                            .allow = need_allow ? o->allow : NULL};
+    *curve = nf_curve_new(&cc, err, sizeof err);
+    if (!*curve) {
+        fprintf(stderr, "loader %s: %s\n", cmd, err);
+        zmq_ctx_term(*ctx);
+        *ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+// Logs what CURVE refused, then frees the key set and the context.
+static void s_curve_close(void **ctx, nf_curve_t **curve)
+{
+    if (*curve) {
+        nf_curve_stats_t st;
+        nf_curve_stats(*curve, &st);
+        nf_log_info("curve: %llu clients accepted, %llu refused (key %llu, plain text %llu, "
+                    "wrong server key %llu, other %llu), refused by servers %llu",
+                    (unsigned long long)st.accepted, (unsigned long long)nf_curve_stats_refused(&st),
+                    (unsigned long long)st.refused_key, (unsigned long long)st.refused_plaintext,
+                    (unsigned long long)st.refused_crypto, (unsigned long long)st.refused_other,
+                    (unsigned long long)st.refused_by_server);
+    }
+    nf_curve_destroy(curve);
+    if (*ctx && zmq_ctx_term(*ctx) != 0) nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
+    *ctx = NULL;
+}
+
+// ---------------------------------------------------------------------------
 // coordinator (+ local workers)
 
 static void s_stop_children(pid_t *pids, int n)
@@ -176,16 +255,18 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
         {"consumer-timeout-ms", required_argument, NULL, O_CTIMEOUT},
         {"spawn-workers", required_argument, NULL, O_SPAWN},
         {"slots", required_argument, NULL, O_SLOTS},
+        S_CURVE_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     s_data_opts_t d = {.seed = 42};
+    s_curve_opts_t co_curve = {0};
     loader_coordinator_config_t cc = {.stop_fd = -1};
     int spawn = run_mode ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 0, slots = 2, spares = 8;
     for (int c; (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1;) {
         int r = s_data_opt(c, optarg, &d);
         if (r < 0) return s_fail_usage(cmd, "bad value for a data option");
-        if (r > 0) continue;
+        if (r > 0 || s_curve_opt(c, optarg, &co_curve)) continue;
         bool ok = true;
         switch (c) {
         case O_BIND: cc.bind = optarg; break;
@@ -201,7 +282,10 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
         case 'h':
             printf("usage: loader %s --data DIR [options]\n"
                    "Serves the dataset to loader workers and consumers (docs/loader.md).\n%s"
-                   "  --bind EP           endpoint (default tcp://127.0.0.1:5555; tcp://0.0.0.0:P for other hosts)\n"
+                   "  --bind EP           endpoint (default tcp://127.0.0.1:5555); one other hosts\n"
+                   "                      can reach (tcp://0.0.0.0:P, tcp://10.0.0.1:P) needs CURVE:\n"
+                   "  --curve-secret F    the coordinator's key pair (`loader keygen NAME`)\n"
+                   "  --curve-allow P     client keys allowed to connect (folder of NAME.key, or a file)\n"
                    "  --job ID            job id checked on every message (default netteflow)\n"
                    "  --spares N          replacement samples per train batch (default 8)\n"
                    "  --heartbeat-ms MS   heartbeat interval (default 1000)\n"
@@ -220,11 +304,20 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
     if (optind < argc) return s_fail_usage(cmd, "unexpected argument");
     nf_signals_t *sig = nf_signals_new();
     if (!sig) return 1;
-    loader_dataset_t *ds = s_open_dataset(cmd, &d);
-    if (!ds) {
+    void *ctx;
+    nf_curve_t *curve;
+    if (s_curve_open(cmd, &co_curve, false, true, &ctx, &curve) != 0) {
         nf_signals_destroy(&sig);
         return 2;
     }
+    loader_dataset_t *ds = s_open_dataset(cmd, &d);
+    if (!ds) {
+        s_curve_close(&ctx, &curve);
+        nf_signals_destroy(&sig);
+        return 2;
+    }
+    cc.zmq_ctx = ctx;
+    cc.curve = curve;
     cc.dataset = ds;
     cc.seed = d.seed;
     cc.spares = (uint32_t)spares;
@@ -240,7 +333,11 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
         loader_dataset_split(ds, LOADER_VALID, &nv);
         nf_log_info("dataset %s: %u train, %u valid, %u classes", d.data, nt, nv,
                     loader_dataset_n_classes(ds));
-        printf("coordinator %s\n", loader_coordinator_endpoint(co));
+        if (curve)
+            printf("coordinator %s (CURVE, public key %s)\n", loader_coordinator_endpoint(co),
+                   nf_curve_public_key(curve));
+        else
+            printf("coordinator %s\n", loader_coordinator_endpoint(co));
         fflush(stdout);
         pids = nf_xcalloc((size_t)spawn + 1, sizeof *pids);
         char exe[4096], slots_s[16];
@@ -248,8 +345,11 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
         exe[n > 0 ? n : 0] = 0;
         snprintf(slots_s, sizeof slots_s, "%d", slots);
         for (int i = 0; i < spawn && n > 0; i++) {
+            // local workers use the coordinator's own key pair (always allowed)
             char *wargv[] = {exe, "worker", "--connect", (char *)loader_coordinator_endpoint(co),
-                             "--slots", slots_s, NULL};
+                             "--slots", slots_s, curve ? "--curve-secret" : NULL,
+                             (char *)co_curve.secret, "--curve-server", (char *)co_curve.secret,
+                             NULL};
             pids[i] = nf_spawn(wargv);
         }
         rc = loader_coordinator_run(co) == 0 ? 0 : 1;
@@ -265,6 +365,7 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
     }
     free(pids);
     loader_coordinator_destroy(&co);
+    s_curve_close(&ctx, &curve);
     loader_dataset_destroy(&ds);
     nf_signals_destroy(&sig);
     return rc;
@@ -283,12 +384,15 @@ static int s_cmd_worker(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"job", required_argument, NULL, O_JOB},
         {"id", required_argument, NULL, O_ID},
+        S_CURVE_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     loader_worker_config_t wc = {.stop_fd = -1};
+    s_curve_opts_t wcurve = {0};
     int slots = 2;
     for (int c; (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1;) {
+        if (s_curve_opt(c, optarg, &wcurve)) continue;
         bool ok = true;
         switch (c) {
         case O_CONNECT: wc.coordinator = optarg; break;
@@ -307,7 +411,9 @@ static int s_cmd_worker(int argc, char **argv)
                    "  --heartbeat-ms MS   heartbeat interval (default 1000)\n"
                    "  --timeout-ms MS     coordinator silence before reconnecting (default 5000)\n"
                    "  --job ID            only work for this job (default: the coordinator's)\n"
-                   "  --id NAME           worker name in logs (default host:pid)\n");
+                   "  --id NAME           worker name in logs (default host:pid)\n"
+                   "  --curve-secret F    this worker's key pair (needed for a CURVE coordinator)\n"
+                   "  --curve-server F    the coordinator's public key (its NAME.key)\n");
             return 0;
         default: return s_fail_usage("worker", "unknown option");
         }
@@ -316,6 +422,14 @@ static int s_cmd_worker(int argc, char **argv)
     if (!wc.coordinator) return s_fail_usage("worker", "--connect EP is required");
     nf_signals_t *sig = nf_signals_new();
     if (!sig) return 1;
+    void *ctx;
+    nf_curve_t *curve;
+    if (s_curve_open("worker", &wcurve, true, false, &ctx, &curve) != 0) {
+        nf_signals_destroy(&sig);
+        return 2;
+    }
+    wc.zmq_ctx = ctx;
+    wc.curve = curve;
     wc.slots = (uint32_t)slots;
     wc.stop_fd = nf_signals_fd(sig);
     loader_worker_t *w = loader_worker_new(&wc);
@@ -331,6 +445,7 @@ static int s_cmd_worker(int argc, char **argv)
                     (unsigned long long)nf_wire_stats_dropped(&st.wire));
     }
     loader_worker_destroy(&w);
+    s_curve_close(&ctx, &curve);
     nf_signals_destroy(&sig);
     return rc;
 }
@@ -446,10 +561,14 @@ static int s_cmd_consume(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"job", required_argument, NULL, O_JOB},
         {"json", no_argument, NULL, O_JSON},
+        {"log", required_argument, NULL, O_LOG},
+        S_CURVE_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     loader_consumer_config_t cc = {0};
+    s_curve_opts_t ccurve = {0};
+    const char *log_path = NULL;
     loader_stream_request_t r = {.stream = 1, .split = LOADER_TRAIN, .batch_size = 64,
                                  .presize = 224, .credits = 4};
     int epochs = 1, first = 0, pass = 0, bs = 64, presize = 224, credits = 4, sleep_ms = 0;
@@ -457,10 +576,12 @@ static int s_cmd_consume(int argc, char **argv)
     const char *digest = NULL;
     bool json = false;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        if (s_curve_opt(c, optarg, &ccurve)) continue;
         bool ok = true;
         switch (c) {
         case O_CONNECT: cc.coordinator = optarg; break;
         case O_SINK: cc.sink = optarg; break;
+        case O_LOG: log_path = optarg; break;
         case O_SPLIT:
             ok = !strcmp(optarg, "train") || !strcmp(optarg, "valid");
             r.split = !strcmp(optarg, "valid") ? LOADER_VALID : LOADER_TRAIN;
@@ -497,7 +618,14 @@ static int s_cmd_consume(int argc, char **argv)
                    "  --sleep-ms MS       hold each batch this long (a slow consumer)\n"
                    "  --max-batches N     stop after N batches in all\n"
                    "  --digest FILE       write `epoch seq n fnv64(pixels) fnv64(labels) fnv64(indices)`\n"
-                   "  --json              print one JSON summary line\n");
+                   "  --json              print one JSON summary line\n"
+                   "  --log FILE          delivery log for accounting: `batch E SEQ N IDX...` per\n"
+                   "                      batch, `bad E IDX REASON` per skipped file, and\n"
+                   "                      `epoch E batches B samples S bad K warnings W duplicates D\n"
+                   "                      reissued R` when an epoch ends\n"
+                   "%s"
+                   "  (the sink is a CURVE server when --curve-* are given: workers need keys)\n",
+                   s_curve_help);
             return 0;
         default: return s_fail_usage("consume", "unknown option");
         }
@@ -514,11 +642,25 @@ static int s_cmd_consume(int argc, char **argv)
     r.random_crop = train || pass > 0;
     nf_signals_t *sig = nf_signals_new();
     if (!sig) return 1;
+    void *ctx;
+    nf_curve_t *curve;
+    if (s_curve_open("consume", &ccurve, true, true, &ctx, &curve) != 0) {
+        nf_signals_destroy(&sig);
+        return 2;
+    }
+    cc.zmq_ctx = ctx;
+    cc.curve = curve;
     loader_consumer_t *con = loader_consumer_new(&cc);
     FILE *dg = digest ? fopen(digest, "w") : NULL;
-    if (!con || (digest && !dg)) {
+    FILE *lg = log_path ? fopen(log_path, "w") : NULL;
+    if (lg) setvbuf(lg, NULL, _IOLBF, 0);  // line by line: others follow it while it grows
+    if (!con || (digest && !dg) || (log_path && !lg)) {
         if (digest && !dg) fprintf(stderr, "loader consume: cannot write %s: %s\n", digest, strerror(errno));
+        if (log_path && !lg) fprintf(stderr, "loader consume: cannot write %s: %s\n", log_path, strerror(errno));
+        if (dg) fclose(dg);
+        if (lg) fclose(lg);
         loader_consumer_destroy(&con);
+        s_curve_close(&ctx, &curve);
         nf_signals_destroy(&sig);
         return 1;
     }
@@ -557,7 +699,17 @@ static int s_cmd_consume(int argc, char **argv)
                         (unsigned long long)s_fnv1a(b->pixels, (size_t)b->n * b->h * b->w * b->c),
                         (unsigned long long)s_fnv1a(b->labels, b->n * sizeof *b->labels),
                         (unsigned long long)s_fnv1a(b->indices, b->n * sizeof *b->indices));
-            if (sleep_ms) nf_sleep_ms(sleep_ms);
+            if (lg) {
+                fprintf(lg, "batch %u %u %u", b->epoch, b->seq, b->n);
+                for (uint32_t i = 0; i < b->n; i++) fprintf(lg, " %u", b->indices[i]);
+                fputc('\n', lg);
+                for (uint32_t i = 0; i < b->n_bad; i++)
+                    fprintf(lg, "bad %u %u %s\n", b->epoch, b->bad[i].index,
+                            b->bad[i].reason < LOADER_BAD_N ? loader_bad_name(b->bad[i].reason) : "?");
+            }
+            // a slow consumer keeps its sockets serviced (acks, heartbeats) while busy;
+            // an error shows up again in the next loader_consumer_next
+            if (sleep_ms) (void)loader_consumer_poll(con, sleep_ms);
             loader_consumer_release(con, &b);
             if (max_batches && batches >= (uint64_t)max_batches) break;
         }
@@ -567,6 +719,10 @@ static int s_cmd_consume(int argc, char **argv)
             dups += es.duplicates;
             reissued += es.reissued;
             warnings += es.warnings;
+            if (lg && es.done)
+                fprintf(lg, "epoch %u batches %u samples %u bad %u warnings %u duplicates %u "
+                        "reissued %u\n", r.epoch, es.batches, es.samples, es.bad_files,
+                        es.warnings, es.duplicates, es.reissued);
         }
         if (max_batches && batches >= (uint64_t)max_batches) break;
     }
@@ -591,9 +747,41 @@ static int s_cmd_consume(int argc, char **argv)
         fprintf(stderr, "loader consume: writing %s: %s\n", digest, strerror(errno));
         rc = 1;
     }
+    if (lg && fclose(lg) != 0) {
+        fprintf(stderr, "loader consume: writing %s: %s\n", log_path, strerror(errno));
+        rc = 1;
+    }
     loader_consumer_destroy(&con);
+    s_curve_close(&ctx, &curve);
     nf_signals_destroy(&sig);
     return rc;
+}
+
+// ---------------------------------------------------------------------------
+// keygen
+
+static int s_cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        if (c != 'h') return s_fail_usage("keygen", "unknown option");
+        printf("usage: loader keygen NAME [NAME...]\n"
+               "Writes a CURVE key pair per NAME: NAME.key (public certificate, give it to\n"
+               "peers; put clients' ones in the server's --curve-allow folder) and\n"
+               "NAME.key_secret (mode 0600, keep it). Existing files are never replaced.\n"
+               "The format is czmq's and pyzmq's (zmq.auth.load_certificate reads it).\n");
+        return 0;
+    }
+    if (optind >= argc) return s_fail_usage("keygen", "NAME is required");
+    for (int i = optind; i < argc; i++) {
+        char err[512], pub[NF_CURVE_KEY_Z85 + 1];
+        if (nf_curve_keygen(argv[i], pub, err, sizeof err) != 0) {
+            fprintf(stderr, "loader keygen: %s\n", err);
+            return 1;
+        }
+        printf("%s.key %s\n", argv[i], pub);
+    }
+    return 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -844,6 +1032,7 @@ static void s_usage(FILE *f)
                "  worker        join a running coordinator\n"
                "  verify        report every bad image file of a dataset\n"
                "  consume       receive epochs of batches (a consumer on the command line)\n"
+               "  keygen        write CURVE key pairs for sockets other hosts reach\n"
                "  bench-decode  raw TurboJPEG decode vs decode + presize on one core\n"
                "  gen-synthetic write a small generated dataset of learnable JPEG classes\n"
                "  pack          write a dataset as a few shard files (pre-sized if asked)\n");
@@ -867,6 +1056,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "consume")) return s_cmd_consume(argc, argv);
     if (!strcmp(cmd, "bench-decode")) return s_cmd_bench_decode(argc, argv);
     if (!strcmp(cmd, "gen-synthetic")) return s_cmd_gen_synthetic(argc, argv);
+    if (!strcmp(cmd, "keygen")) return s_cmd_keygen(argc, argv);
     if (!strcmp(cmd, "pack")) return s_cmd_pack(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         s_usage(stdout);

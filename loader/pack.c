@@ -456,6 +456,12 @@ loader_pack_t *loader_pack_open(const char *dir, char *err, size_t errlen)
     if (p->n_classes == 0 || p->n_classes > p->n_items || p->n_items > S_MAX_ITEMS ||
         p->n_shards > S_MAX_SHARDS || p->n_items == 0)
         return s_open_fail(p, buf, err, errlen, "bad counts in the index", dir);
+    // the counts must fit in the bytes left before anything is allocated for
+    // them (a class takes >= 3 bytes, a shard 8, an item 28): a short index
+    // claiming 2^28 items made the reader allocate gigabytes and abort
+    uint64_t least = (uint64_t)p->n_classes * 3 + (uint64_t)p->n_shards * 8 + (uint64_t)p->n_items * 28;
+    if (least > (uint64_t)(c.end - c.p))
+        return s_open_fail(p, buf, err, errlen, "counts larger than the index", dir);
     // every string fits in the index itself: that bounds the blob
     p->paths = nf_xmalloc(len + (size_t)p->n_items + p->n_classes);
     char *dst = p->paths;

@@ -23,6 +23,7 @@ enum { S_MAX_SLOTS = 64, S_MAX_SINKS = 8, S_MAX_BATCH = 65536, S_MAX_PRESIZE = 4
 
 typedef struct {
     char *endpoint;
+    char *key;               // the sink's CURVE key, or NULL (plain)
     void *sock;
 } s_sink_t;
 
@@ -79,7 +80,8 @@ static int s_connect(loader_worker_t *self)
     nf_zmq_socket_config_t sc = {.type = ZMQ_DEALER, .sndhwm = 1000, .rcvhwm = 1000};
     self->dealer = nf_zmq_socket_new(self->ctx, &sc);
     if (!self->dealer) return -1;
-    if (nf_zmq_connect(self->dealer, self->cfg.coordinator) != 0) {
+    if ((self->cfg.curve && nf_curve_client(self->cfg.curve, self->dealer, NULL, "worker") != 0) ||
+        nf_zmq_connect(self->dealer, self->cfg.coordinator) != 0) {
         nf_zmq_close(&self->dealer);
         return -1;
     }
@@ -95,6 +97,14 @@ static void s_drop_queue(loader_worker_t *self)
 {
     for (uint32_t i = 0; i < self->n_queue; i++) nf__envelope__free_unpacked(self->queue[i], NULL);
     self->n_queue = 0;
+}
+
+static void s_sink_free(s_sink_t *sk)
+{
+    nf_zmq_close(&sk->sock);
+    free(sk->endpoint);
+    free(sk->key);
+    memset(sk, 0, sizeof *sk);
 }
 
 loader_worker_t *loader_worker_new(const loader_worker_config_t *cfg)
@@ -120,6 +130,7 @@ loader_worker_t *loader_worker_new(const loader_worker_config_t *cfg)
         NF_CHECK(self->ctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
         self->own_ctx = true;
     }
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
     self->dec = loader_decoder_new();
     self->expect = (nf_wire_expect_t){
         .bodies = NF_WIRE_BODY(NF__ENVELOPE__BODY_BATCH_TASK) |
@@ -139,10 +150,7 @@ void loader_worker_destroy(loader_worker_t **self_p)
     if (!self_p || !*self_p) return;
     loader_worker_t *self = *self_p;
     s_drop_queue(self);
-    for (uint32_t i = 0; i < self->n_sinks; i++) {
-        nf_zmq_close(&self->sinks[i].sock);
-        free(self->sinks[i].endpoint);
-    }
+    for (uint32_t i = 0; i < self->n_sinks; i++) s_sink_free(&self->sinks[i]);
     nf_zmq_close(&self->dealer);
     if (self->own_ctx && zmq_ctx_term(self->ctx) != 0)
         nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
@@ -192,6 +200,8 @@ static const char *s_task_problem(const loader_worker_t *self, const Nf__BatchTa
     if (sl < 7 || sl > 255 || (strncmp(t->sink, "tcp://", 6) && strncmp(t->sink, "ipc://", 6) &&
                                strncmp(t->sink, "inproc://", 9)))
         return "bad sink endpoint";
+    if (t->sink_key && !nf_curve_key_valid(t->sink_key)) return "bad sink key";
+    if (t->sink_key && !self->cfg.curve) return "the sink needs CURVE keys this worker lacks";
     for (size_t i = 0; i < total; i++) {
         if (!s_path_ok(t->paths[i])) return "a path leaves the dataset root";
         if (t->labels[i] < 0) return "negative label";
@@ -299,13 +309,16 @@ static int s_service(loader_worker_t *self, int timeout_ms)
 // ---------------------------------------------------------------------------
 // tasks
 
-static void *s_sink(loader_worker_t *self, const char *endpoint)
+// The PUSH socket to a sink (endpoint + CURVE key, NULL = plain), made on first use.
+static void *s_sink(loader_worker_t *self, const char *endpoint, const char *key)
 {
-    for (uint32_t i = 0; i < self->n_sinks; i++)
-        if (strcmp(self->sinks[i].endpoint, endpoint) == 0) return self->sinks[i].sock;
+    for (uint32_t i = 0; i < self->n_sinks; i++) {
+        const s_sink_t *sk = &self->sinks[i];
+        if (!strcmp(sk->endpoint, endpoint) && (sk->key ? key && !strcmp(sk->key, key) : !key))
+            return sk->sock;
+    }
     if (self->n_sinks == S_MAX_SINKS) {  // forget the oldest sink
-        nf_zmq_close(&self->sinks[0].sock);
-        free(self->sinks[0].endpoint);
+        s_sink_free(&self->sinks[0]);
         memmove(self->sinks, self->sinks + 1, (S_MAX_SINKS - 1) * sizeof *self->sinks);
         self->n_sinks--;
     }
@@ -313,12 +326,13 @@ static void *s_sink(loader_worker_t *self, const char *endpoint)
                                  .linger_ms = 2000};
     void *sock = nf_zmq_socket_new(self->ctx, &sc);
     if (!sock) return NULL;
-    if (nf_zmq_connect(sock, endpoint) != 0) {
+    if ((key && nf_curve_client(self->cfg.curve, sock, key, "worker sink") != 0) ||
+        nf_zmq_connect(sock, endpoint) != 0) {
         nf_zmq_close(&sock);
         return NULL;
     }
-    self->sinks[self->n_sinks].endpoint = nf_xstrdup(endpoint);
-    self->sinks[self->n_sinks].sock = sock;
+    self->sinks[self->n_sinks] = (s_sink_t){.endpoint = nf_xstrdup(endpoint),
+                                            .key = key ? nf_xstrdup(key) : NULL, .sock = sock};
     self->n_sinks++;
     return sock;
 }
@@ -328,10 +342,10 @@ static void *s_sink(loader_worker_t *self, const char *endpoint)
 // worker keeps servicing heartbeats, for up to send_timeout_ms. The payload
 // frame is shared (zmq_msg_copy), not copied, between attempts. Returns 0, or
 // -1 (errno: EAGAIN when the sink never took it, ECANCELED when stopping).
-static int s_push(loader_worker_t *self, const char *endpoint, Nf__Envelope *env,
+static int s_push(loader_worker_t *self, const Nf__BatchTask *t, Nf__Envelope *env,
                   zmq_msg_t *payload)
 {
-    void *sock = s_sink(self, endpoint);
+    void *sock = s_sink(self, t->sink, t->sink_key);
     if (!sock) {
         errno = ENOTSUP;
         return -1;
@@ -503,7 +517,7 @@ static int s_run_task(loader_worker_t *self, const Nf__BatchTask *t)
         Nf__Envelope env = NF__ENVELOPE__INIT;
         env.body_case = NF__ENVELOPE__BODY_RAW_BATCH;
         env.raw_batch = &b;
-        if (s_push(self, t->sink, &env, &payload) != 0) {
+        if (s_push(self, t, &env, &payload) != 0) {
             self->stats.batches_unsent++;
             nf_log_error("worker %s: batch %u of stream %u not delivered to %s: %s", self->id,
                          t->seq, t->stream, t->sink, zmq_strerror(errno));

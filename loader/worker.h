@@ -17,12 +17,14 @@
  * silent for timeout_ms the worker drops its queue, reconnects with a new
  * identity and says hello again. Control{STOP} from the coordinator, or the
  * stop fd, ends run(); the worker then tells the coordinator it leaves.
- * Tasks are validated before use (paths stay inside the root, sizes bounded);
- * invalid ones are counted and dropped.
+ * Tasks are validated before use (paths stay inside the root, sizes bounded,
+ * a sink key is Z85 and this worker has CURVE keys); invalid ones are counted
+ * and dropped.
  */
 #ifndef LOADER_WORKER_H
 #define LOADER_WORKER_H
 
+#include "curve.h"
 #include "wire.h"
 
 #include <stdbool.h>
@@ -39,7 +41,9 @@ typedef struct {
     const char *job;           // NULL = adopt the coordinator's
     const char *worker_id;     // NULL = host:pid
     int stop_fd;               // readable = stop; -1 = none
-    void *zmq_ctx;             // NULL = own context
+    void *zmq_ctx;             // NULL = own context (must be curve's when curve is set)
+    nf_curve_t *curve;         // NULL = plain text; else a CURVE client of the coordinator
+                               // (curve's server key) and of sinks that send a key
 } loader_worker_config_t;
 
 typedef struct {

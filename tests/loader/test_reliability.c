@@ -59,10 +59,15 @@ typedef struct {
     pid_t *workers;
     const char *endpoint;
     // 0: freeze worker 0 at batch 4 (so it surely holds tasks), SIGKILL it at 8,
-    //    add a worker at 12; 1: SIGSTOP worker 0 at batch 8, SIGCONT it at 20;
-    // 2: SIGTERM worker 0 at batch 8 (a clean leave)
+    //    add a worker at 12; 1: SIGSTOP worker 0 at batch 8, SIGCONT it at the
+    //    first batch from 20 on that comes 1 s after the stop (past the 600 ms
+    //    worker timeout: on a fast run batch 20 came sooner, the worker woke
+    //    up in time and nothing was re-issued); 2: SIGTERM worker 0 at batch 8
+    //    (a clean leave)
     int mode;
     uint32_t killed_at;
+    double stopped_at;
+    bool continued;
 } s_fault_t;
 
 static void s_fault(uint32_t batches, void *arg)
@@ -80,8 +85,10 @@ static void s_fault(uint32_t batches, void *arg)
     } else if (f->mode == 1 && batches == 8) {
         T_CHECK(kill(f->workers[0], SIGSTOP) == 0, "SIGSTOP");
         f->killed_at = batches;
-    } else if (f->mode == 1 && batches == 20) {
+        f->stopped_at = nf_now_s();
+    } else if (f->mode == 1 && batches >= 20 && !f->continued && nf_now_s() - f->stopped_at > 1.0) {
         T_CHECK(kill(f->workers[0], SIGCONT) == 0, "SIGCONT");
+        f->continued = true;
     } else if (f->mode == 2 && batches == 8) {
         h_worker_stop(f->workers[0]);
         f->workers[0] = -1;
