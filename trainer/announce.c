@@ -159,6 +159,7 @@ void announce_checkpoint(announce_t *self, const announce_checkpoint_t *c)
     self->anns = nf_xrealloc(self->anns, (size_t)(self->n_anns + 1) * sizeof *self->anns);
     s_ann_t *a = &self->anns[self->n_anns++];
     a->c = *c;
+    a->reported = false;
     a->c.path = a->path = nf_xstrdup(c->path);
     a->c.arch = a->arch = nf_xstrdup(c->arch);
     a->c.run_dir = a->run_dir = nf_xstrdup(c->run_dir ? c->run_dir : "");

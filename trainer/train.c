@@ -858,9 +858,12 @@ static int s_resume(s_run_t *run)
     int again = 0;
     for (int e = 0; e < done && !run->o.no_eval; e++) {
         s_epoch_t *x = &run->ep[e];
-        if (x->has_result) {
-            announce_reported(run->ann, (uint32_t)e + 1);
-            continue;
+        // a row already written stays as it is (a --no-eval run's rows have no results);
+        // the final checkpoint still goes out when its TTA result is missing
+        bool tta_due = e == run->n_ep - 1 && run->o.r.tta;
+        if (x->has_result || x->persisted) {
+            x->eval_lost = !x->has_result;
+            if (!tta_due) continue;
         }
         if (!nf_is_file(x->ckpt)) {
             nf_log_warn("trainer: epoch %d's checkpoint %s is gone: its row has no valid columns",
