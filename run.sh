@@ -342,15 +342,25 @@ verb_train() {
     return 0
   fi
   need_programs
-  local preset data_arg workers device_arg out bind
+  local preset data_arg workers device_arg out bind resume
   preset="$(opt_value --preset "$@")"
+  resume="$(opt_value --resume "$@")"
   bind="$(opt_value --bind "$@")"
   data_arg="$(opt_value --data "$@")"
   workers="$(opt_value --workers "$@")"
   device_arg="$(opt_value --device "$@")"
   out="$(opt_value --out "$@")"
+  if [ -n "$resume" ]; then
+    # a resumed run: the recipe, the data and the run folder come from the checkpoint
+    [ -n "$data_arg" ] || data_arg="$("$BIN/trainer" train --resume "$resume" --print-data)" || exit 2
+    if [ -z "$out" ]; then
+      if [ -d "$resume" ]; then out="$resume"; else out="$(dirname "$(dirname "$resume")")"; fi
+    fi
+  fi
   resolve_data "$data_arg"
-  if [ -z "$preset" ]; then
+  if [ -n "$resume" ]; then
+    preset=""
+  elif [ -z "$preset" ]; then
     if [ "$SYNTHETIC" -eq 1 ]; then preset=tiny
     elif [ "$mode" = main ] && [ "$("$BIN/augment" devices 2>/dev/null || echo 0)" -gt 0 ]; then preset=tta
     else preset=quick; fi
@@ -358,7 +368,7 @@ verb_train() {
   fi
   choose_device "$device_arg"
   [ -n "$workers" ] || workers="$(nproc 2>/dev/null || echo 2)"
-  local targs=("$@" --preset "$preset" --data "$DATA" --device "$DEVICE")
+  local targs=("$@" ${preset:+--preset "$preset"} --data "$DATA" --device "$DEVICE")
   local loader_args   # also checks every recipe option before anything starts
   loader_args="$("$BIN/trainer" train "${targs[@]}" --print-loader-args)" || exit 2
   RUN="${out:-$ROOT/runs/$(date +%Y%m%d-%H%M%S)-$preset}"

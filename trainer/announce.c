@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     announce_checkpoint_t c;  // strings below are owned copies
     char *path, *arch, *run_dir;
+    bool reported;
 } s_ann_t;
 
 struct announce_t {
@@ -37,6 +38,8 @@ struct announce_t {
     s_peer_t peers[S_MAX_PEERS];
     s_ann_t *anns;
     int n_anns;
+    void *monitor;            // PAIR: the ROUTER's disconnect events
+    uint32_t lost;            // evaluators that disconnected
 };
 
 announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
@@ -65,6 +68,20 @@ announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
         if (n > 0 && (size_t)n < sizeof self->endpoint - used) used += (size_t)n;
     }
     free(list);
+    // disconnects: an evaluator that died (its socket closed) shows up at once
+    char mon[96];
+    snprintf(mon, sizeof mon, "inproc://nf-announce-monitor-%p", (void *)self);
+    if (zmq_socket_monitor(self->router, mon, ZMQ_EVENT_DISCONNECTED) != 0) {
+        nf_log_error("announce: zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));
+        announce_destroy(&self, NULL);
+        return NULL;
+    }
+    nf_zmq_socket_config_t mc = {.type = ZMQ_PAIR};
+    self->monitor = nf_zmq_socket_new(zmq_ctx, &mc);
+    if (!self->monitor || nf_zmq_connect(self->monitor, mon) != 0) {
+        announce_destroy(&self, NULL);
+        return NULL;
+    }
     self->ex = (nf_wire_expect_t){
         .router = true,
         .job = self->job,
@@ -105,6 +122,9 @@ void announce_destroy(announce_t **self_p, const char *reason)
         free(self->anns[i].run_dir);
     }
     free(self->anns);
+    if (self->router && self->monitor && zmq_socket_monitor(self->router, NULL, 0) != 0)
+        nf_log_warn("announce: stopping the monitor: %s", zmq_strerror(zmq_errno()));
+    nf_zmq_close(&self->monitor);
     nf_zmq_close(&self->router);
     free(self);
     *self_p = NULL;
@@ -139,6 +159,7 @@ void announce_checkpoint(announce_t *self, const announce_checkpoint_t *c)
     self->anns = nf_xrealloc(self->anns, (size_t)(self->n_anns + 1) * sizeof *self->anns);
     s_ann_t *a = &self->anns[self->n_anns++];
     a->c = *c;
+    a->reported = false;
     a->c.path = a->path = nf_xstrdup(c->path);
     a->c.arch = a->arch = nf_xstrdup(c->arch);
     a->c.run_dir = a->run_dir = nf_xstrdup(c->run_dir ? c->run_dir : "");
@@ -157,10 +178,55 @@ static int s_peer(announce_t *self, const nf_wire_peer_t *id)
     }
     if (free_slot < 0) return -1;
     self->peers[free_slot] = (s_peer_t){.live = true, .id = *id, .last_rx = nf_now_ms()};
-    nf_log_info("an evaluator joined; sending it %d checkpoint announcement(s)", self->n_anns);
+    int sent = 0;
     for (int i = 0; i < self->n_anns; i++)
-        if (nf_is_file(self->anns[i].c.path)) s_send_ann(self, free_slot, &self->anns[i].c);
+        if (!self->anns[i].reported && nf_is_file(self->anns[i].c.path)) {
+            s_send_ann(self, free_slot, &self->anns[i].c);
+            sent++;
+        }
+    if (self->lost)
+        nf_log_warn("an evaluator joined, replacing the %u lost; sending it the %d checkpoint "
+                    "announcement(s) without a result", self->lost, sent);
+    else
+        nf_log_info("an evaluator joined; sending it %d checkpoint announcement(s) without a "
+                    "result", sent);
     return free_slot;
+}
+
+void announce_reported(announce_t *self, uint32_t epoch)
+{
+    for (int i = 0; self && i < self->n_anns; i++)
+        if (self->anns[i].c.epoch == epoch) self->anns[i].reported = true;
+}
+
+// Monitor events: two frames, (u16 event, u32 value) and the endpoint.
+static void s_monitor(announce_t *self)
+{
+    for (;;) {
+        zmq_msg_t f;
+        NF_CHECK(zmq_msg_init(&f) == 0, "zmq_msg_init");
+        if (zmq_msg_recv(&f, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f);
+            return;
+        }
+        uint16_t ev = 0;
+        if (zmq_msg_size(&f) >= 6) memcpy(&ev, zmq_msg_data(&f), sizeof ev);
+        bool more = zmq_msg_more(&f);
+        zmq_msg_close(&f);
+        while (more) {  // the endpoint frame
+            NF_CHECK(zmq_msg_init(&f) == 0, "zmq_msg_init");
+            if (zmq_msg_recv(&f, self->monitor, 0) < 0) more = false;
+            else more = zmq_msg_more(&f);
+            zmq_msg_close(&f);
+        }
+        if (ev != ZMQ_EVENT_DISCONNECTED) continue;
+        self->lost++;
+        int pending = 0;
+        for (int i = 0; i < self->n_anns; i++) pending += !self->anns[i].reported;
+        nf_log_warn("an evaluator disconnected (lost: %u so far); %d announced checkpoint(s) "
+                    "without a result go to the next evaluator that joins",
+                    self->lost, pending);
+    }
 }
 
 int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int max)
@@ -168,6 +234,7 @@ int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int 
     zmq_pollitem_t item = {.socket = self->router, .events = ZMQ_POLLIN};
     if (zmq_poll(&item, 1, timeout_ms) < 0 && zmq_errno() != EINTR)
         nf_log_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
+    s_monitor(self);
     int n = 0;
     for (int k = 0; k < 256 && n < max; k++) {
         nf_wire_msg_t m;

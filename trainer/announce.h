@@ -4,9 +4,11 @@
  *
  * The trainer binds a ROUTER. An evaluator connects a DEALER and says hello
  * (any message: it sends Heartbeat{sender} every second); the trainer then
- * sends it every CheckpointAnnounce made so far whose file still exists (a
- * late joiner, or an evaluator restarted mid-run, misses nothing), and each
- * new one as it is made. Evaluators answer with EvalResult (plain results,
+ * sends it every CheckpointAnnounce made so far whose file still exists and
+ * whose result has not come back (announce_reported), so a late joiner, or an
+ * evaluator that replaces one killed mid-evaluation, evaluates exactly what is
+ * missing; and each new one as it is made. A socket monitor sees evaluators
+ * disconnect (a process that died); the loss and the replacement are logged. Evaluators answer with EvalResult (plain results,
  * and a second one with the TTA fields for the final checkpoint). At the end
  * the trainer tells them Control{STOP}. Several evaluators may follow one
  * run (another terminal, another machine over tcp://); each gets everything.
@@ -51,6 +53,9 @@ const char *announce_endpoint(const announce_t *self);
 
 // Records a checkpoint and sends it to every evaluator connected.
 void announce_checkpoint(announce_t *self, const announce_checkpoint_t *c);
+// The result of the checkpoint of `epoch` arrived: it is not sent to
+// evaluators that join later. Accepts NULL.
+void announce_reported(announce_t *self, uint32_t epoch);
 // Services the socket for up to timeout_ms; results received are written to
 // out (at most max). Returns their number.
 int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int max);

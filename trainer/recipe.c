@@ -261,6 +261,13 @@ int recipe_parse_args(recipe_t *r, int argc, char **argv, char **rest, int *n_re
         }
         S_FAIL("unknown preset '%s' (presets: %s)", preset, names);
     }
+    return recipe_apply_args(r, argc, argv, rest, n_rest, err, errlen);
+}
+
+int recipe_apply_args(recipe_t *r, int argc, char **argv, char **rest, int *n_rest, char *err,
+                      size_t errlen)
+{
+    *n_rest = 0;
     s_list_t lists[6] = {0};
     bool pct_given = false, name_given = false;
     for (int i = 1; i < argc; i++) {

@@ -82,6 +82,11 @@ const char *const *recipe_preset_names(void);
 // with a one-line reason in err.
 int recipe_parse_args(recipe_t *r, int argc, char **argv, char **rest, int *n_rest, char *err,
                       size_t errlen);
+// The same over an existing recipe (no preset applied; --preset is skipped):
+// what a resumed run uses to see whether explicit options change the
+// checkpoint's recipe.
+int recipe_apply_args(recipe_t *r, int argc, char **argv, char **rest, int *n_rest, char *err,
+                      size_t errlen);
 // The options recipe_parse_args understands, for --help texts.
 const char *recipe_help(void);
 

@@ -22,7 +22,9 @@
 #include "zmqutil.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,16 +36,19 @@ enum { S_TRAIN_STREAM = 1, S_STATS_STREAM = 2, S_WAIT_MS = 500, S_MAX_RESULTS = 
 
 typedef struct {
     recipe_t r;
-    const char *augment, *bind, *out, *job;
-    bool no_eval, print_loader_args, lr_find;
+    const char *augment, *bind, *out, *job, *resume, *delivery_log;
+    bool no_eval, print_loader_args, print_data, lr_find;
     int credits, keep;
     double lr_start, lr_end;
     int num_it;
+    char resume_dir[RECIPE_PATH];
 } s_opts_t;
 
 typedef struct {
     int phase, fit, fit_epoch;
     bool trained, has_result, printed;
+    bool persisted;  // a resumed run: the row is in metrics.csv/jsonl already
+    bool eval_lost;  // a resumed run: its checkpoint is gone, the row has no valid columns
     double train_loss, train_s, images;
     double valid_loss, accuracy, eval_s;
     uint32_t n_valid, bad_train, bad_valid;
@@ -67,6 +72,12 @@ typedef struct {
     progress_t bar;
     recorder_table_t table;
     FILE *jsonl, *csv;
+    FILE *dlog;                // --delivery-log: every sample index the trainer trained on
+    // --resume: the checkpoint, what it says, and the first epoch to train
+    char resume_ckpt[RECIPE_PATH + 64];
+    ckpt_info_t rinfo;
+    bool resumed;
+    int first_epoch;
     s_epoch_t *ep;
     int n_ep, next_row, last_fit_printed;
     // curves: one entry per training step
@@ -105,12 +116,131 @@ static void s_usage(FILE *f, bool lr_find)
             "  --keep N             evaluated epoch checkpoints kept (default 2; 0 = all)\n"
             "  --no-eval            no evaluator: train only (the table has no valid columns)\n"
             "  --print-loader-args  print the loader's split options for this recipe and exit\n"
+            "  --print-data         print the recipe's dataset folder and exit\n"
+            "  --resume PATH        continue a run from a checkpoint file, or a run folder (its\n"
+            "                       newest epoch checkpoint): the recipe, the data and the\n"
+            "                       position come from the checkpoint; only --data, --device,\n"
+            "                       --threads, --workers may differ\n"
+            "  --delivery-log FILE  append `batch EPOCH SEQ N IDX...` per training batch and an\n"
+            "                       `epoch ...` line per epoch (the format of loader consume --log)\n"
             "  --start-lr X --end-lr X --num-it N   lr-find settings\n"
             "recipe options:\n%s",
             recipe_help());
 }
 
-static int s_parse(s_opts_t *o, int argc, char **argv, bool lr_find)
+// --resume PATH: the checkpoint (PATH itself, or the newest epoch checkpoint
+// of the run folder PATH) and the run folder it belongs to.
+static int s_resume_find(const char *path, char *ckpt, size_t ckpt_len, char *dir, size_t dir_len)
+{
+    if (nf_is_dir(path)) {
+        char cdir[RECIPE_PATH + 16];
+        snprintf(cdir, sizeof cdir, "%s/checkpoints", path);
+        DIR *d = opendir(cdir);
+        int64_t best = -1;
+        for (struct dirent *de; d && (de = readdir(d));) {
+            long long step;
+            int n = 0;
+            if (sscanf(de->d_name, "ckpt-%lld.safetensors%n", &step, &n) == 1 &&
+                de->d_name[n] == 0 && step > best)
+                best = step;
+        }
+        if (d) closedir(d);
+        if (best < 0) {
+            fprintf(stderr, "trainer: --resume %s: no epoch checkpoint in %s\n", path, cdir);
+            return -1;
+        }
+        ckpt_path(cdir, best, ckpt, ckpt_len);
+        snprintf(dir, dir_len, "%s", path);
+        return 0;
+    }
+    if (!nf_is_file(path)) {
+        fprintf(stderr, "trainer: --resume %s: no such checkpoint file or run folder\n", path);
+        return -1;
+    }
+    snprintf(ckpt, ckpt_len, "%s", path);
+    // RUN/checkpoints/ckpt-N.safetensors -> RUN
+    char tmp[RECIPE_PATH];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(dir, dir_len, "%s", dirname(dirname(tmp)));
+    return 0;
+}
+
+// The recipe of a resumed run: the checkpoint's. Explicit recipe options
+// (the arguments recipe_parse_args took) must agree with it, except where the
+// run is executed (--data, --device, --threads, --workers), which they set.
+static int s_resume_recipe(s_opts_t *o, ckpt_info_t *info, char *ckpt, int argc, char **argv,
+                           char **rest, int n_rest)
+{
+    char dir[RECIPE_PATH];
+    if (s_resume_find(o->resume, ckpt, RECIPE_PATH + 64, dir, sizeof dir) != 0) return -1;
+    if (ckpt_info_read(ckpt, info) != 0) {
+        fprintf(stderr, "trainer: --resume: %s is not a readable checkpoint (see the log)\n", ckpt);
+        return -1;
+    }
+    cJSON *cfg = info->config_json ? cJSON_Parse(info->config_json) : NULL;
+    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(cfg, "recipe");
+    char *rtext = rj ? cJSON_PrintUnformatted(rj) : NULL;
+    recipe_t ck;
+    int rc = rtext && cJSON_GetObjectItemCaseSensitive(cfg, "at") && recipe_from_json(&ck, rtext) == 0
+                 ? 0 : -1;
+    free(rtext);
+    cJSON_Delete(cfg);
+    char err[256];
+    if (rc != 0 || recipe_check(&ck, err, sizeof err) != 0) {
+        fprintf(stderr, "trainer: --resume: %s was not written by trainer train (no recipe)\n", ckpt);
+        return -1;
+    }
+    // the explicit recipe options: what recipe_parse_args did not leave in rest
+    char **given = nf_xcalloc((size_t)argc + 2, sizeof *given);
+    int n_given = 1;
+    given[0] = argv[0];
+    for (int i = 2; i < argc; i++) {
+        bool left = false;
+        for (int k = 0; k < n_rest && !left; k++) left = rest[k] == argv[i];
+        if (!left) given[n_given++] = argv[i];
+    }
+    char *canon = recipe_to_json(&ck);
+    recipe_t r = ck;
+    for (int i = 1; i < n_given && rc == 0; i++) {
+        if (strncmp(given[i], "--", 2) != 0) continue;
+        const char *opt = given[i] + 2;
+        bool exec = !strcmp(opt, "data") || !strcmp(opt, "device") || !strcmp(opt, "threads") ||
+                    !strcmp(opt, "workers");
+        bool has_val = i + 1 < n_given && strncmp(given[i + 1], "--", 2) != 0;
+        char *one[3] = {given[0], given[i], has_val ? given[i + 1] : NULL};
+        char *unused[3];
+        int n_unused;
+        recipe_t t = ck;
+        bool same;
+        if (!strcmp(opt, "preset")) {
+            same = has_val && !strcmp(given[i + 1], ck.preset);
+        } else {
+            same = recipe_apply_args(&t, has_val ? 3 : 2, one, unused, &n_unused, err, sizeof err) == 0;
+            char *tj = same ? recipe_to_json(&t) : NULL;
+            same = same && !strcmp(tj, canon);
+            free(tj);
+        }
+        if (exec) (void)recipe_apply_args(&r, has_val ? 3 : 2, one, unused, &n_unused, err, sizeof err);
+        else if (!same) {
+            fprintf(stderr, "trainer: --resume: %s%s%s conflicts with the checkpoint's recipe "
+                            "(preset %s; see %s/config.json); drop it to resume\n",
+                    given[i], has_val ? " " : "", has_val ? given[i + 1] : "", ck.preset, dir);
+            rc = -1;
+        }
+    }
+    free(canon);
+    free(given);
+    if (rc != 0) return -1;
+    o->r = r;
+    if (!o->out) {
+        snprintf(o->resume_dir, sizeof o->resume_dir, "%s", dir);
+        o->out = o->resume_dir;
+    }
+    return 0;
+}
+
+static int s_parse(s_opts_t *o, ckpt_info_t *info, char *resume_ckpt, int argc, char **argv,
+                   bool lr_find)
 {
     memset(o, 0, sizeof *o);
     o->lr_find = lr_find;
@@ -141,6 +271,8 @@ static int s_parse(s_opts_t *o, int argc, char **argv, bool lr_find)
         else if (!strcmp(a, "--bind")) o->bind = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--job")) o->job = v;
+        else if (!strcmp(a, "--resume")) o->resume = v;
+        else if (!strcmp(a, "--delivery-log")) o->delivery_log = v;
         else if (!strcmp(a, "--credits") && v) {
             o->credits = (int)strtol(v, &end, 10);
             ok = *end == 0 && o->credits >= 1 && o->credits <= 32;
@@ -160,6 +292,7 @@ static int s_parse(s_opts_t *o, int argc, char **argv, bool lr_find)
             takes = false;
             if (!strcmp(a, "--no-eval")) o->no_eval = true;
             else if (!strcmp(a, "--print-loader-args")) o->print_loader_args = true;
+            else if (!strcmp(a, "--print-data")) o->print_data = true;
             else {
                 fprintf(stderr, "trainer: unknown option '%s' (trainer %s --help)\n", a,
                         lr_find ? "lr-find" : "train");
@@ -173,8 +306,13 @@ static int s_parse(s_opts_t *o, int argc, char **argv, bool lr_find)
         }
         i += takes;
     }
+    if (rc == 0 && o->resume && lr_find) {
+        fprintf(stderr, "trainer: lr-find has no --resume\n");
+        rc = -1;
+    }
+    if (rc == 0 && o->resume) rc = s_resume_recipe(o, info, resume_ckpt, argc, argv, rest, n_rest);
     free(rest);
-    if (rc == 0 && !o->print_loader_args && !o->augment) {
+    if (rc == 0 && !o->print_loader_args && !o->print_data && !o->augment) {
         fprintf(stderr, "trainer: --augment EP is required (the `augment serve` endpoint)\n");
         rc = -1;
     }
@@ -228,7 +366,7 @@ static void s_flush_rows(s_run_t *run)
     while (run->next_row < run->n_ep) {
         s_epoch_t *e = &run->ep[run->next_row];
         bool need_result = !run->o.no_eval;
-        if (!e->trained || (need_result && !e->has_result)) return;
+        if (!e->trained || (need_result && !e->has_result && !e->eval_lost)) return;
         char line[512], c1[48], c2[48], c3[48], t[16];
         if (e->fit != run->last_fit_printed) {
             if (run->last_fit_printed >= 0) s_say(run, "");
@@ -245,13 +383,13 @@ static void s_flush_rows(s_run_t *run)
         recorder_table_row(&run->table, cells, line, sizeof line);
         s_say(run, line);
         nf_log_info("epoch %d (fit %d, row %d): %s", run->next_row, e->fit, e->fit_epoch, line);
-        if (run->csv) {
+        if (run->csv && !e->persisted) {
             fprintf(run->csv, "%d,%d,%d,%.6f,%s,%s,%s\n", run->next_row, e->fit, e->fit_epoch,
                     e->train_loss, s_cell(e->has_result, e->valid_loss, c2),
                     s_cell(e->has_result, e->accuracy, c3), t);
             fflush(run->csv);
         }
-        if (run->jsonl) {
+        if (run->jsonl && !e->persisted) {
             fprintf(run->jsonl,
                     "{\"type\": \"epoch\", \"epoch\": %d, \"fit\": %d, \"fit_epoch\": %d, "
                     "\"phase\": %d, \"train_loss\": %.6f, ",
@@ -287,6 +425,7 @@ static void s_on_results(s_run_t *run, const announce_result_t *res, int n)
         }
         if (e->has_result) continue;  // a second evaluator, or a replay: the first counts
         e->has_result = true;
+        announce_reported(run->ann, r->epoch);
         e->valid_loss = r->valid_loss;
         e->accuracy = r->accuracy;
         e->eval_s = r->wall_s;
@@ -342,17 +481,31 @@ static int s_open_run_folder(s_run_t *run)
     int rc = nf_write_file_atomic(path, json, strlen(json));
     free(json);
     if (rc != 0) return -1;
-    if (!run->o.lr_find) {
-        snprintf(path, sizeof path, "%s/metrics.jsonl", run->out);
-        run->jsonl = fopen(path, "w");
-        snprintf(path, sizeof path, "%s/metrics.csv", run->out);
-        run->csv = fopen(path, "w");
-        if (!run->jsonl || !run->csv) {
-            fprintf(stderr, "trainer: cannot write in %s: %s\n", run->out, strerror(errno));
+    if (run->o.delivery_log) {
+        run->dlog = fopen(run->o.delivery_log, "a");
+        if (!run->dlog) {
+            fprintf(stderr, "trainer: cannot write %s: %s\n", run->o.delivery_log, strerror(errno));
             return -1;
         }
-        fprintf(run->csv, "epoch,fit,fit_epoch,train_loss,valid_loss,accuracy,time\n");
     }
+    return 0;
+}
+
+// metrics.csv and metrics.jsonl: new, or (resumed) opened for appending.
+static int s_open_metrics(s_run_t *run)
+{
+    char path[RECIPE_PATH + 64];
+    const char *mode = run->resumed ? "a" : "w";
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run->out);
+    run->jsonl = fopen(path, mode);
+    snprintf(path, sizeof path, "%s/metrics.csv", run->out);
+    bool fresh = !nf_is_file(path) || !run->resumed;
+    run->csv = fopen(path, mode);
+    if (!run->jsonl || !run->csv) {
+        fprintf(stderr, "trainer: cannot write in %s: %s\n", run->out, strerror(errno));
+        return -1;
+    }
+    if (fresh) fprintf(run->csv, "epoch,fit,fit_epoch,train_loss,valid_loss,accuracy,time\n");
     return 0;
 }
 
@@ -536,7 +689,19 @@ static int s_setup(s_run_t *run)
              recipe_norm_name(r->normalize), r->mixup, r->ls_eps, r->tta ? "on" : "off",
              (unsigned long long)r->seed, run->out);
     s_say(run, line);
-    if (r->normalize == RECIPE_NORM_COMPUTED && s_compute_stats(run) != 0) return -1;
+    if (run->resumed) {
+        if ((int)run->n_classes != run->rinfo.n_out) {
+            fprintf(stderr, "trainer: --resume: the checkpoint has %d classes, the data %u\n",
+                    run->rinfo.n_out, run->n_classes);
+            return -1;
+        }
+        if (run->normalize) {  // the statistics the run trained with (computed ones too)
+            memcpy(run->mean, run->rinfo.norm_mean, sizeof run->mean);
+            memcpy(run->std, run->rinfo.norm_std, sizeof run->std);
+        }
+    } else if (r->normalize == RECIPE_NORM_COMPUTED && s_compute_stats(run) != 0) {
+        return -1;
+    }
 
     char *json = recipe_to_json(r);
     learner_config_t lc = learner_default_config(r->arch, (int)run->n_classes);
@@ -566,6 +731,165 @@ static int s_setup(s_run_t *run)
 }
 
 // ---------------------------------------------------------------------------
+// resume
+
+static double s_num(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+// metrics.jsonl and metrics.csv of the run so far, cut back to the
+// checkpoint: step lines up to its step, epoch rows of the epochs it has done
+// (a row's valid columns are filled in), and the curves for the pictures.
+// Lines of the epoch that was cut short (and a torn last line) are dropped,
+// so that appending gives every row and step once.
+static int s_resume_metrics(s_run_t *run, int64_t step, int done)
+{
+    char path[RECIPE_PATH + 64];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run->out);
+    size_t len = 0;
+    char *text = nf_is_file(path) ? nf_read_file(path, (size_t)1 << 30, &len) : NULL;
+    size_t cap = len + 1, used = 0;
+    char *keep = nf_xmalloc(cap);
+    for (char *line = text, *save = NULL; text && (line = strtok_r(line, "\n", &save)); line = NULL) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+        bool kept = false;
+        if (cJSON_IsString(type) && !strcmp(type->valuestring, "step")) {
+            double st = s_num(o, "step", -1);
+            if (st >= 0 && st <= (double)step) {
+                kept = true;
+                s_curve_add(run, st, s_num(o, "loss", NAN), s_num(o, "smooth_loss", NAN),
+                            s_num(o, "lr", NAN), s_num(o, "mom", NAN));
+            }
+        } else if (cJSON_IsString(type) && !strcmp(type->valuestring, "epoch")) {
+            int e = (int)s_num(o, "epoch", -1);
+            if (e >= 0 && e < done && e < run->n_ep && !run->ep[e].persisted) {
+                kept = true;
+                s_epoch_t *x = &run->ep[e];
+                x->persisted = true;
+                if (cJSON_GetObjectItemCaseSensitive(o, "valid_loss")) {
+                    x->has_result = true;
+                    x->valid_loss = s_num(o, "valid_loss", NAN);
+                    x->accuracy = s_num(o, "accuracy", NAN);
+                    x->n_valid = (uint32_t)s_num(o, "n_valid", 0);
+                }
+                x->eval_s = s_num(o, "eval_s", 0);
+            }
+        }
+        cJSON_Delete(o);
+        if (kept) {
+            size_t l = strlen(line);
+            memcpy(keep + used, line, l);
+            keep[used + l] = '\n';
+            used += l + 1;
+        }
+    }
+    free(text);
+    int rc = nf_write_file_atomic(path, keep, used);
+    // metrics.csv: the header and the rows kept above
+    snprintf(path, sizeof path, "%s/metrics.csv", run->out);
+    text = nf_is_file(path) ? nf_read_file(path, (size_t)1 << 30, &len) : NULL;
+    bool had_csv = text != NULL;
+    used = 0;
+    keep = nf_xrealloc(keep, len + 1);
+    for (char *line = text, *save = NULL; text && (line = strtok_r(line, "\n", &save)); line = NULL) {
+        int e = -1;
+        bool header = !strncmp(line, "epoch,", 6);
+        if (!header && (sscanf(line, "%d,", &e) != 1 || e < 0 || e >= done || e >= run->n_ep ||
+                        !run->ep[e].persisted))
+            continue;
+        size_t l = strlen(line);
+        memcpy(keep + used, line, l);
+        keep[used + l] = '\n';
+        used += l + 1;
+    }
+    free(text);
+    if (rc == 0 && had_csv) rc = nf_write_file_atomic(path, keep, used);
+    else if (rc == 0 && nf_is_file(path)) rc = unlink(path);
+    free(keep);
+    if (rc != 0) fprintf(stderr, "trainer: --resume: cannot rewrite the metrics in %s\n", run->out);
+    return rc;
+}
+
+// Restores the learner and the run's records from the checkpoint; sets the
+// first epoch to train. Epochs done whose evaluation never came back are
+// announced again (their checkpoints are kept until evaluated).
+static int s_resume(s_run_t *run)
+{
+    cJSON *cfg = cJSON_Parse(run->rinfo.config_json);
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(cfg, "at");
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(at, "epochs");
+    int done = (int)s_num(at, "epochs_done", -1);
+    int rc = 0;
+    if (done < 1 || done > run->n_ep || !cJSON_IsArray(hist) || cJSON_GetArraySize(hist) != done) {
+        fprintf(stderr, "trainer: --resume: %s has no epoch record of this recipe\n",
+                run->resume_ckpt);
+        rc = -1;
+    }
+    if (rc == 0 && ckpt_load(run->l, run->resume_ckpt) != 0) {
+        fprintf(stderr, "trainer: --resume: cannot load %s (see %s/trainer.log)\n",
+                run->resume_ckpt, run->out);
+        rc = -1;
+    }
+    for (int e = 0; rc == 0 && e < done; e++) {
+        const cJSON *h = cJSON_GetArrayItem(hist, e);
+        const cJSON *ck = cJSON_GetObjectItemCaseSensitive(h, "checkpoint");
+        s_epoch_t *x = &run->ep[e];
+        x->trained = true;
+        x->train_loss = s_num(h, "train_loss", NAN);
+        x->train_s = s_num(h, "train_s", 0);
+        x->images = s_num(h, "images", 0);
+        x->bad_train = (uint32_t)s_num(h, "bad_train", 0);
+        x->step_end = (int64_t)s_num(h, "step", 0);
+        snprintf(x->ckpt, sizeof x->ckpt, "%s", cJSON_IsString(ck) ? ck->valuestring : "");
+        run->train_s += x->train_s;
+        run->train_images += x->images;
+    }
+    if (rc == 0) {
+        run->first_epoch = done;
+        run->t0 = nf_now_s() - s_num(at, "wall_s", 0);
+        run->shown_batch = true;
+        rc = s_resume_metrics(run, run->ep[done - 1].step_end, done);
+    }
+    cJSON_Delete(cfg);
+    if (rc != 0) return -1;
+    int again = 0;
+    for (int e = 0; e < done && !run->o.no_eval; e++) {
+        s_epoch_t *x = &run->ep[e];
+        // a row already written stays as it is (a --no-eval run's rows have no results);
+        // the final checkpoint still goes out when its TTA result is missing
+        bool tta_due = e == run->n_ep - 1 && run->o.r.tta;
+        if (x->has_result || x->persisted) {
+            x->eval_lost = !x->has_result;
+            if (!tta_due) continue;
+        }
+        if (!nf_is_file(x->ckpt)) {
+            nf_log_warn("trainer: epoch %d's checkpoint %s is gone: its row has no valid columns",
+                        e, x->ckpt);
+            x->eval_lost = true;
+            continue;
+        }
+        const recipe_phase_t *ph = &run->o.r.phases[x->phase];
+        announce_checkpoint_t c = {.path = x->ckpt, .epoch = (uint32_t)e + 1,
+                                   .step = (uint64_t)x->step_end, .arch = run->o.r.arch,
+                                   .run_dir = run->out, .is_final = e == run->n_ep - 1,
+                                   .size = (uint32_t)ph->size, .presize = (uint32_t)ph->presize,
+                                   .batch_size = (uint32_t)ph->bs};
+        announce_checkpoint(run->ann, &c);
+        again++;
+    }
+    char line[2 * RECIPE_PATH];
+    snprintf(line, sizeof line, "resumed from %s: %d of %d epochs done (step %lld)%s", run->resume_ckpt,
+             done, run->n_ep, (long long)run->ep[done - 1].step_end,
+             again ? "; their evaluations that never came back are asked for again" : "");
+    s_say(run, line);
+    nf_log_info("%s (%d announced again)", line, again);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
 // epochs
 
 static void s_show_batch(s_run_t *run, const augment_tensor_batch_t *b)
@@ -586,18 +910,41 @@ static void s_show_batch(s_run_t *run, const augment_tensor_batch_t *b)
     if (augment_show_batch(&out, &sc, path) == 0) nf_log_info("wrote %s", path);
 }
 
-// The run configuration stored in a checkpoint: the recipe and where in it we are.
+// The run configuration stored in a checkpoint: the recipe, where in it we
+// are, and what each epoch so far did (what --resume needs to continue the
+// table, the summary and the evaluations: the trained-epoch records).
 static char *s_ckpt_config(const s_run_t *run, int e)
 {
     const recipe_phase_t *ph = &run->o.r.phases[run->ep[e].phase];
+    cJSON *o = cJSON_CreateObject(), *at = cJSON_CreateObject(), *hist = cJSON_CreateArray();
     char *recipe = recipe_to_json(&run->o.r);
-    size_t len = strlen(recipe) + 256;
-    char *s = nf_xmalloc(len);
-    snprintf(s, len,
-             "{\"recipe\": %s, \"at\": {\"epochs_done\": %d, \"phase\": %d, \"size\": %d, "
-             "\"presize\": %d, \"bs\": %d}}",
-             recipe, e + 1, run->ep[e].phase, ph->size, ph->presize, ph->bs);
+    cJSON *rj = cJSON_Parse(recipe);
     free(recipe);
+    NF_CHECK(o && at && hist && rj, "cJSON out of memory");
+    cJSON_AddItemToObject(o, "recipe", rj);
+    cJSON_AddItemToObject(o, "at", at);
+    cJSON_AddNumberToObject(at, "epochs_done", e + 1);
+    cJSON_AddNumberToObject(at, "phase", run->ep[e].phase);
+    cJSON_AddNumberToObject(at, "size", ph->size);
+    cJSON_AddNumberToObject(at, "presize", ph->presize);
+    cJSON_AddNumberToObject(at, "bs", ph->bs);
+    cJSON_AddNumberToObject(at, "wall_s", nf_now_s() - run->t0);
+    cJSON_AddItemToObject(at, "epochs", hist);
+    for (int k = 0; k <= e; k++) {
+        const s_epoch_t *x = &run->ep[k];
+        cJSON *h = cJSON_CreateObject();
+        NF_CHECK(h != NULL, "cJSON out of memory");
+        cJSON_AddNumberToObject(h, "train_loss", x->train_loss);
+        cJSON_AddNumberToObject(h, "train_s", x->train_s);
+        cJSON_AddNumberToObject(h, "images", x->images);
+        cJSON_AddNumberToObject(h, "bad_train", x->bad_train);
+        cJSON_AddNumberToObject(h, "step", (double)x->step_end);
+        cJSON_AddStringToObject(h, "checkpoint", x->ckpt);
+        cJSON_AddItemToArray(hist, h);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    NF_CHECK(s != NULL, "cJSON out of memory");
     return s;
 }
 
@@ -605,16 +952,16 @@ static int s_checkpoint(s_run_t *run, int e)
 {
     s_epoch_t *ep = &run->ep[e];
     const recipe_phase_t *ph = &run->o.r.phases[ep->phase];
+    learner_progress_t pr = learner_progress(run->l);
+    ckpt_path(run->ckpt_dir, pr.step, ep->ckpt, sizeof ep->ckpt);
+    ep->step_end = pr.step;
     char *cfg = s_ckpt_config(run, e);
     learner_set_run_config(run->l, cfg);
     free(cfg);
-    learner_progress_t pr = learner_progress(run->l);
-    ckpt_path(run->ckpt_dir, pr.step, ep->ckpt, sizeof ep->ckpt);
     if (ckpt_save(run->l, ep->ckpt) != 0) {
         fprintf(stderr, "trainer: cannot save checkpoint %s (see trainer.log)\n", ep->ckpt);
         return -1;
     }
-    ep->step_end = pr.step;
     bool final = e == run->n_ep - 1;
     if (final) {
         char path[RECIPE_PATH + 64];
@@ -651,6 +998,16 @@ static sched_t s_sched(const recipe_phase_t *ph, int fit_sub, int n_iter)
     }
     if (ph->fit == RECIPE_FLAT_COS) return sched_flat_cos(ph->epochs, n_iter, ph->lr, 0.9);
     return sched_one_cycle(ph->epochs, n_iter, ph->lr);
+}
+
+// One delivery-log line (the format of `loader consume --log`), flushed, so a
+// killed trainer's log has every batch it trained on.
+static void s_delivery_batch(FILE *f, const augment_tensor_batch_t *b)
+{
+    fprintf(f, "batch %u %u %d", b->epoch, b->seq, b->n);
+    for (int i = 0; i < b->n; i++) fprintf(f, " %u", b->indices[i]);
+    fputc('\n', f);
+    fflush(f);
 }
 
 static int s_train_epoch(s_run_t *run, int e)
@@ -697,6 +1054,7 @@ static int s_train_epoch(s_run_t *run, int e)
         float loss;
         int rc = learner_train_step(run->l, &lb, &loss);
         int n = b->n;
+        if (run->dlog) s_delivery_batch(run->dlog, b);
         augment_client_release(run->cl, &b);
         if (rc != 0) {
             nf_log_error("trainer: the learner refused batch %u of epoch %d", it, e);
@@ -717,7 +1075,17 @@ static int s_train_epoch(s_run_t *run, int e)
         if (run->interrupted) return -1;
     }
     augment_stream_stats_t ss;
-    if (augment_client_stats(run->cl, S_TRAIN_STREAM, &ss) == 0) ep->bad_train = ss.bad_files;
+    if (augment_client_stats(run->cl, S_TRAIN_STREAM, &ss) == 0) {
+        ep->bad_train = ss.bad_files;
+        if (run->dlog) {
+            // warnings: the tensor stream does not carry them; reissued: re-requests after
+            // an augment restart
+            fprintf(run->dlog, "epoch %d batches %u samples %u bad %u warnings 0 duplicates %u "
+                    "reissued %u\n", e, ss.batches, ss.samples, ss.bad_files, ss.duplicates,
+                    ss.restarts);
+            fflush(run->dlog);
+        }
+    }
     learner_progress_t pr = learner_progress(run->l);
     ep->train_loss = recorder_smooth_value(&pr.smooth);
     ep->train_s = nf_now_s() - t0;
@@ -859,6 +1227,9 @@ static void s_teardown(s_run_t *run)
     nf_signals_destroy(&run->sig);
     if (run->jsonl) fclose(run->jsonl);
     if (run->csv) fclose(run->csv);
+    if (run->dlog && fclose(run->dlog) != 0)
+        nf_log_error("trainer: writing %s: %s", run->o.delivery_log, strerror(errno));
+    ckpt_info_free(&run->rinfo);
     free(run->ep);
     free(run->c_step);
     free(run->c_loss);
@@ -959,11 +1330,22 @@ int trainer_train_main(int argc, char **argv, bool lr_find)
 {
     s_run_t run;
     memset(&run, 0, sizeof run);
-    if (s_parse(&run.o, argc, argv, lr_find) != 0) return 2;
+    int prc = s_parse(&run.o, &run.rinfo, run.resume_ckpt, argc, argv, lr_find);
+    run.resumed = run.o.resume != NULL;
+    if (prc != 0) {
+        ckpt_info_free(&run.rinfo);
+        return 2;
+    }
+    if (run.o.print_data) {
+        printf("%s\n", run.o.r.data);
+        ckpt_info_free(&run.rinfo);
+        return 0;
+    }
     if (run.o.print_loader_args) {
         char args[256];
         recipe_loader_args(&run.o.r, args, sizeof args);
         printf("%s\n", args);
+        ckpt_info_free(&run.rinfo);
         return 0;
     }
     run.t0 = nf_now_s();
@@ -981,8 +1363,9 @@ int trainer_train_main(int argc, char **argv, bool lr_find)
         rc = s_lr_find(&run) == 0 ? 0 : 1;
     } else {
         s_plan_epochs(&run);
-        rc = 0;
-        for (int e = 0; e < run.n_ep && rc == 0; e++)
+        rc = (run.resumed && s_resume(&run) != 0) || s_open_metrics(&run) != 0 ? 1 : 0;
+        if (rc == 0) s_flush_rows(&run);  // a resumed run's rows so far
+        for (int e = run.first_epoch; e < run.n_ep && rc == 0; e++)
             if (s_train_epoch(&run, e) != 0) rc = 1;
         s_service(&run, 0);  // a signal that ended a wait inside the epoch
         if (rc == 0 && s_wait_results(&run) != 0) rc = 1;

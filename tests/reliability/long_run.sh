@@ -12,22 +12,32 @@
 #   curve          test_rel_curve: refused peers by kind
 #   hosts          netns_hosts.sh with --netns-valid files per class, 3 epochs
 #   fuzz           ./run.sh fuzz --seconds --fuzz-seconds (every target)
+#   training       test_rel_training on the real data (xresnet18 at 64 px):
+#                  trainer_resume (killed in epoch 2 of --train-epochs, resumed:
+#                  bit-identical final tensors), augment_restart (augment
+#                  SIGKILLed --train-kills times under a running trainer, exact
+#                  delivery), evaluator_restart (evaluators killed mid-evaluation)
 #
 # Writes <build>/reliability/long-run.jsonl (one JSON object per step, the
 # machine first) and each step's log beside it; prints a summary. Exit 1 when
 # a step failed. Options: --epochs N (30), --fuzz-seconds N (120),
-# --netns-valid N (1000); NF_DATA_DIR: Imagenette (synthetic data without it).
+# --netns-valid N (1000), --train-epochs N (3), --train-kills N (6);
+# NF_DATA_DIR: Imagenette (synthetic data without it).
 set -uo pipefail
 
 EPOCHS=30
 FUZZ_SECONDS=120
 NETNS_VALID=1000
+TRAIN_EPOCHS=3
+TRAIN_KILLS=6
 while [ $# -gt 0 ]; do
   case "$1" in
     --epochs) EPOCHS="$2"; shift 2 ;;
     --fuzz-seconds) FUZZ_SECONDS="$2"; shift 2 ;;
     --netns-valid) NETNS_VALID="$2"; shift 2 ;;
-    *) echo "usage: long_run.sh [--epochs N] [--fuzz-seconds N] [--netns-valid N]" >&2; exit 2 ;;
+    --train-epochs) TRAIN_EPOCHS="$2"; shift 2 ;;
+    --train-kills) TRAIN_KILLS="$2"; shift 2 ;;
+    *) echo "usage: long_run.sh [--epochs N] [--fuzz-seconds N] [--netns-valid N] [--train-epochs N] [--train-kills N]" >&2; exit 2 ;;
   esac
 done
 
@@ -80,6 +90,12 @@ step hostile_messages "$TESTS/test_loader_reliability"
 step curve "$TESTS/test_rel_curve"
 step netns_hosts env NF_BIN_DIR="$BIN" "$ROOT/tests/reliability/netns_hosts.sh" \
   --valid "$NETNS_VALID" --epochs 3
+step trainer_resume env NF_BIN_DIR="$BIN" "$TESTS/test_rel_training" --case resume \
+  "${DATA_ARGS[@]}" --epochs "$TRAIN_EPOCHS"
+step augment_restart env NF_BIN_DIR="$BIN" "$TESTS/test_rel_training" --case augment \
+  "${DATA_ARGS[@]}" --epochs "$TRAIN_EPOCHS" --kills "$TRAIN_KILLS"
+step evaluator_restart env NF_BIN_DIR="$BIN" "$TESTS/test_rel_training" --case evaluator \
+  "${DATA_ARGS[@]}" --epochs "$TRAIN_EPOCHS" --kills $((TRAIN_EPOCHS - 1))
 # the fuzz verb prints one JSON object on stdout
 step fuzz bash -c "set -o pipefail; '$ROOT/run.sh' fuzz --seconds '$FUZZ_SECONDS' | sed 's/^{\\(.*\\)}\$/REL {\\1}/'"
 
