@@ -39,23 +39,26 @@ struct announce_t {
     int n_anns;
 };
 
-announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
+announce_t *announce_new(const announce_config_t *cfg)
 {
+    NF_CHECK(cfg && cfg->zmq_ctx && cfg->endpoint, "announce needs a context and an endpoint");
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == cfg->zmq_ctx, "curve of another context");
     announce_t *self = nf_xcalloc(1, sizeof *self);
-    snprintf(self->job, sizeof self->job, "%s", job ? job : "");
+    snprintf(self->job, sizeof self->job, "%s", cfg->job ? cfg->job : "");
     nf_zmq_socket_config_t rc = {.type = ZMQ_ROUTER, .sndhwm = 1000, .rcvhwm = 1000,
                                  .router_mandatory = true};
-    self->router = nf_zmq_socket_new(zmq_ctx, &rc);
-    if (!self->router) {
+    self->router = nf_zmq_socket_new(cfg->zmq_ctx, &rc);
+    if (!self->router || (cfg->curve && nf_curve_server(cfg->curve, self->router, "trainer") != 0)) {
         announce_destroy(&self, NULL);
         return NULL;
     }
     // endpoint may list several, comma-separated (ipc for local evaluators, tcp for others)
-    char *list = nf_xstrdup(endpoint), *save = NULL;
+    char *list = nf_xstrdup(cfg->endpoint), *save = NULL;
     size_t used = 0;
     for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
         char bound[256];
-        if (nf_zmq_bind(self->router, ep, bound, sizeof bound) != 0) {
+        if (!nf_curve_bind_allowed(cfg->curve, ep) ||
+            nf_zmq_bind(self->router, ep, bound, sizeof bound) != 0) {
             free(list);
             announce_destroy(&self, NULL);
             return NULL;
