@@ -152,14 +152,13 @@ static void test_augment(void)
             batches, once);
 
     // refused clients get nothing, one at a time (augment's log says which kind)
-    char wrong[700];
-    snprintf(wrong, sizeof wrong, "%s", co.pub);  // a real key, but not augment's
     struct {
         const char *what, *secret, *server, *log;
     } bad[] = {
         {"an unlisted client", st.sec, aug.pub, "not allowed"},
         {"a plain-text client", NULL, NULL, "plain text"},
-        {"a client trusting a wrong server key", ev.sec, wrong, "does not decrypt"},
+        // a real key, but the coordinator's, not augment's
+        {"a client trusting a wrong server key", ev.sec, co.pub, "does not decrypt"},
     };
     for (size_t i = 0; i < NF_ARRAY_LEN(bad); i++) {
         s_side_t side = s_side(bad[i].secret, bad[i].server);
