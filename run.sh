@@ -342,10 +342,14 @@ verb_train() {
     return 0
   fi
   need_programs
-  local preset data_arg workers device_arg out bind resume
+  local preset data_arg workers device_arg out bind resume curve_secret
   preset="$(opt_value --preset "$@")"
   resume="$(opt_value --resume "$@")"
   bind="$(opt_value --bind "$@")"
+  # --curve-secret/--curve-allow go to the trainer (a CURVE --bind for evaluators elsewhere);
+  # the evaluator started here then follows with the trainer's own key pair
+  curve_secret="$(opt_value --curve-secret "$@")"
+  has_opt --curve-server "$@" && die "--curve-server: augment runs here, on ipc (start the stages by hand for a remote one: docs/reliability.md)"
   data_arg="$(opt_value --data "$@")"
   workers="$(opt_value --workers "$@")"
   device_arg="$(opt_value --device "$@")"
@@ -382,8 +386,10 @@ verb_train() {
   if [ "$mode" = lr-find ]; then
     start_main trainer "$BIN/trainer" lr-find "${targs[@]}" --augment "$AUGMENT_EP"
   else
+    local ecurve=()
+    [ -n "$curve_secret" ] && ecurve=(--curve-secret "$curve_secret" --curve-trainer "$curve_secret")
     start_stage evaluator "$RUN/evaluator.log" "$BIN/evaluator" --augment "$AUGMENT_EP" \
-      --follow "ipc://$ipc/trainer.ipc" --device "$DEVICE" --threads "$SIDE_THREADS"
+      --follow "ipc://$ipc/trainer.ipc" --device "$DEVICE" --threads "$SIDE_THREADS" "${ecurve[@]}"
     STAGE_LOG[$!]="$RUN/evaluator.log"
     start_main trainer "$BIN/trainer" train "${targs[@]}" --augment "$AUGMENT_EP" \
       --bind "ipc://$ipc/trainer.ipc${bind:+,$bind}"

@@ -118,7 +118,11 @@ augment_client_t *augment_client_new(const augment_client_config_t *cfg)
     nf_zmq_socket_config_t dc = {.type = ZMQ_DEALER, .sndhwm = 1000, .rcvhwm = 1000,
                                  .maxmsgsize = (int64_t)max_bytes};
     self->dealer = nf_zmq_socket_new(self->ctx, &dc);
-    if (!self->dealer || nf_zmq_connect(self->dealer, cfg->endpoint) != 0) {
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
+    if (!self->dealer ||
+        (cfg->curve && nf_curve_client(cfg->curve, self->dealer, NULL,
+                                       cfg->name ? cfg->name : "augment client") != 0) ||
+        nf_zmq_connect(self->dealer, cfg->endpoint) != 0) {
         augment_client_destroy(&self);
         return NULL;
     }

@@ -23,6 +23,7 @@
 #ifndef NF_AUGMENT_CLIENT_H
 #define NF_AUGMENT_CLIENT_H
 
+#include "curve.h"
 #include "params.h"
 #include "wire.h"
 
@@ -38,7 +39,9 @@ typedef struct {
     uint64_t max_batch_bytes; // largest payload accepted; 0 = 1 GiB
     int stop_fd;              // readable = stop waiting (a signalfd): the blocking calls
                               // return -1 with errno EINTR; -1 = none
-    void *zmq_ctx;            // NULL = own context
+    void *zmq_ctx;            // NULL = own context (must be curve's when curve is set)
+    nf_curve_t *curve;        // NULL = plain text; else a CURVE client of the server
+                              // whose public key is curve's server key (--curve-server)
 } augment_client_config_t;
 
 typedef struct {

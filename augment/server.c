@@ -117,7 +117,9 @@ augment_server_t *augment_server_new(const augment_server_config_t *cfg)
                                  .rcvhwm = 1000, .router_mandatory = true};
     self->router = nf_zmq_socket_new(self->ctx, &rc);
     const char *bind = cfg->bind ? cfg->bind : "tcp://127.0.0.1:5556";
-    if (!self->router ||
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
+    if (!self->router || !nf_curve_bind_allowed(cfg->curve, bind) ||
+        (cfg->curve && nf_curve_server(cfg->curve, self->router, "augment") != 0) ||
         nf_zmq_bind(self->router, bind, self->endpoint, sizeof self->endpoint) != 0) {
         augment_server_destroy(&self);
         return NULL;
@@ -125,7 +127,8 @@ augment_server_t *augment_server_new(const augment_server_config_t *cfg)
     loader_consumer_config_t lc = {.coordinator = cfg->coordinator, .sink = cfg->sink,
                                    .job = cfg->job, .heartbeat_ms = cfg->heartbeat_ms,
                                    .timeout_ms = cfg->coordinator_timeout_ms,
-                                   .zmq_ctx = self->ctx};
+                                   .zmq_ctx = self->ctx,
+                                   .curve = cfg->curve_loader ? cfg->curve : NULL};
     self->con = loader_consumer_new(&lc);
     if (!self->con) {
         augment_server_destroy(&self);

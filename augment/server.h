@@ -31,13 +31,18 @@
  * `have` = the seqs it holds; those are skipped, the rest are regenerated
  * bit-identically (all randomness is a function of seed, epoch and index).
  *
+ * Security: both bound sockets (the ROUTER, the loader sink) are local unless
+ * a CURVE key set is given (common/curve.h, docs/reliability.md).
+ *
  * What it does not do: decode JPEGs (the loader workers do) or train.
  */
 #ifndef NF_AUGMENT_SERVER_H
 #define NF_AUGMENT_SERVER_H
 
+#include "curve.h"
 #include "params.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -58,7 +63,13 @@ typedef struct {
     int peer_timeout_ms;       // client silence before its streams are dropped; 0 = 600000
     int coordinator_timeout_ms;  // coordinator silence before giving up; 0 = 30000
     int stop_fd;               // readable = stop (signalfd); -1 = none
-    void *zmq_ctx;             // NULL = own context
+    void *zmq_ctx;             // NULL = own context (must be curve's when curve is set)
+    nf_curve_t *curve;         // NULL = plain text: the ROUTER and the sink must be local
+                               // (ipc, loopback); else the ROUTER is a CURVE server for
+                               // clients on curve's allow-list
+    bool curve_loader;         // with curve: the loader link too, a CURVE client of the
+                               // coordinator (curve's server key) whose sink is a CURVE
+                               // server for workers on curve's allow-list
 } augment_server_config_t;
 
 typedef struct {

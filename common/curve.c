@@ -294,6 +294,26 @@ int nf_curve_keygen(const char *base, char public_z85[NF_CURVE_KEY_Z85 + 1], cha
     return 0;
 }
 
+int nf_curve_read_public(const char *path, char z85[NF_CURVE_KEY_Z85 + 1], char *err,
+                         size_t err_len)
+{
+    z85[0] = 0;
+    if (s_read_keys(path, s_take_first, z85, NULL, err, err_len) < 0) return -1;
+    if (!z85[0]) {
+        s_err(err, err_len, "%s holds no public key", path);
+        return -1;
+    }
+    return 0;
+}
+
+bool nf_curve_bind_allowed(const nf_curve_t *curve, const char *endpoint)
+{
+    if (curve || nf_curve_endpoint_local(endpoint)) return true;
+    nf_log_error("refusing to bind %s in plain text: an endpoint other hosts can reach needs "
+                 "CURVE (--curve-secret and --curve-allow)", endpoint);
+    return false;
+}
+
 bool nf_curve_endpoint_local(const char *ep)
 {
     if (!ep) return false;
@@ -581,14 +601,9 @@ nf_curve_t *nf_curve_new(const nf_curve_config_t *cfg, char *err, size_t err_len
     snprintf(self->domain, sizeof self->domain, "%s", cfg->domain ? cfg->domain : "netteflow");
     NF_CHECK(pthread_mutex_init(&self->mu, NULL) == 0, "pthread_mutex_init");
     if (s_load_secret(self, cfg->secret_file, err, err_len) != 0) goto fail;
-    if (cfg->server_file) {
-        if (s_read_keys(cfg->server_file, s_take_first, self->server_z85, NULL, err, err_len) < 0)
-            goto fail;
-        if (!self->server_z85[0]) {
-            s_err(err, err_len, "%s holds no public key", cfg->server_file);
-            goto fail;
-        }
-    }
+    if (cfg->server_file &&
+        nf_curve_read_public(cfg->server_file, self->server_z85, err, err_len) != 0)
+        goto fail;
     if (cfg->allow) {
         if (s_load_allow(self, cfg->allow, err, err_len) != 0) goto fail;
         self->server_role = true;

@@ -100,9 +100,19 @@ uint64_t nf_curve_stats_refused(const nf_curve_stats_t *st);
 int nf_curve_keygen(const char *base, char public_z85[NF_CURVE_KEY_Z85 + 1], char *err,
                     size_t err_len);
 
+// The first public key of a certificate (NAME.key or NAME.key_secret) or
+// key-list file, for a client of a second server (nf_curve_client's
+// server_key). Returns 0, or -1 with a one-line reason in err.
+int nf_curve_read_public(const char *path, char z85[NF_CURVE_KEY_Z85 + 1], char *err,
+                         size_t err_len);
+
 // True when s is 40 characters of valid Z85 (a CURVE key).
 bool nf_curve_key_valid(const char *s);
 // True when a bind endpoint stays on this host (ipc, inproc, loopback tcp).
 bool nf_curve_endpoint_local(const char *endpoint);
+// The bind policy every stage follows: true when endpoint may be bound by a
+// socket that is a CURVE server (curve != NULL) or is local; otherwise logs
+// "refusing to bind EP in plain text: ..." (one line) and returns false.
+bool nf_curve_bind_allowed(const nf_curve_t *curve, const char *endpoint);
 
 #endif

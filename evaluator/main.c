@@ -14,6 +14,7 @@
  */
 #include "augment.h"
 #include "client.h"
+#include "curve_opts.h"
 #include "eval.h"
 #include "fsutil.h"
 #include "log.h"
@@ -31,11 +32,19 @@
 
 typedef struct {
     const char *augment, *follow, *watch, *checkpoint, *job, *log_file, *device;
+    nf_curve_opts_t curve;
+    const char *curve_trainer;  // the trainer's public key file (--follow over CURVE)
     int tta, tta_n, threads, top;
     float tta_beta;
     uint32_t size, presize, bs;
     bool json, print_loader_args, print_data;
 } s_opts_t;
+
+// The evaluator binds nothing; it connects to augment (--curve-server) and,
+// with --follow, to a trainer (--curve-trainer, this stage's second server).
+static const nf_curve_role_t s_role = {
+    .prog = "evaluator", .connects = true,
+    .server_is = "the augment stage's public key (its NAME.key)"};
 
 static void s_usage(FILE *f)
 {
@@ -61,6 +70,8 @@ static void s_usage(FILE *f)
             "  --print-loader-args  with --checkpoint: print the loader's split options of its run\n"
             "  --job ID           job id (default: the loader's)\n"
             "  --log FILE         also append the log to FILE\n");
+    nf_curve_opts_help(f, &s_role);
+    fprintf(f, "  --curve-trainer F  the trainer's public key (its NAME.key): follow over CURVE\n");
 }
 
 static int s_fail(const char *msg, const char *arg)
@@ -83,7 +94,7 @@ static int s_parse(int argc, char **argv, int first, s_opts_t *o)
 {
     enum { O_AUGMENT = 256, O_FOLLOW, O_WATCH, O_CKPT, O_TTA, O_NO_TTA, O_N, O_BETA, O_SIZE,
            O_PRESIZE, O_BS, O_DEVICE, O_THREADS, O_JSON, O_TOP, O_JOB, O_LOG, O_HELP,
-           O_PRINT_LOADER, O_PRINT_DATA };
+           O_PRINT_LOADER, O_PRINT_DATA, O_CURVE_TRAINER };
     static const struct option opts[] = {
         {"augment", required_argument, 0, O_AUGMENT}, {"follow", required_argument, 0, O_FOLLOW},
         {"watch", required_argument, 0, O_WATCH},     {"checkpoint", required_argument, 0, O_CKPT},
@@ -96,6 +107,8 @@ static int s_parse(int argc, char **argv, int first, s_opts_t *o)
         {"log", required_argument, 0, O_LOG},         {"help", no_argument, 0, O_HELP},
         {"print-loader-args", no_argument, 0, O_PRINT_LOADER},
         {"print-data", no_argument, 0, O_PRINT_DATA},
+        {"curve-trainer", required_argument, 0, O_CURVE_TRAINER},
+        NF_CURVE_LONG_OPTIONS,
         {0, 0, 0, 0}};
     *o = (s_opts_t){.tta = -1, .tta_beta = -1.0f, .device = "auto"};
     optind = first;
@@ -104,6 +117,7 @@ static int s_parse(int argc, char **argv, int first, s_opts_t *o)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         uint32_t v = 0;
         char *end;
+        if (nf_curve_opts_getopt(&o->curve, c, optarg)) continue;
         switch (c) {
         case O_AUGMENT: o->augment = optarg; break;
         case O_FOLLOW: o->follow = optarg; break;
@@ -143,12 +157,16 @@ static int s_parse(int argc, char **argv, int first, s_opts_t *o)
         case O_LOG: o->log_file = optarg; break;
         case O_PRINT_LOADER: o->print_loader_args = true; break;
         case O_PRINT_DATA: o->print_data = true; break;
+        case O_CURVE_TRAINER: o->curve_trainer = optarg; break;
         case O_HELP: s_usage(stdout); exit(0);
         default: return s_fail("unknown or incomplete option", argv[optind - 1]);
         }
     }
     if (strcmp(o->device, "auto") && strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
         return s_fail("--device must be cpu, cuda or auto, not", o->device);
+    if (nf_curve_opts_check(&o->curve, &s_role) != 0) return 2;
+    if (o->curve_trainer && !o->curve.secret)
+        return s_fail("--curve-trainer needs --curve-secret (this evaluator's key pair)", NULL);
     return 0;
 }
 
@@ -237,11 +255,15 @@ static void s_on_plain(const eval_result_t *plain, void *arg)
                 plain->n_samples, plain->plain_s);
 }
 
-static int s_follow(const s_opts_t *o, eval_t *ev, void *zctx, nf_signals_t *sig)
+// trainer_key: the trainer's public key (Z85) for CURVE with curve, or NULL (plain text).
+static int s_follow(const s_opts_t *o, eval_t *ev, void *zctx, nf_curve_t *curve,
+                    const char *trainer_key, nf_signals_t *sig)
 {
     nf_zmq_socket_config_t dc = {.type = ZMQ_DEALER, .sndhwm = 1000, .rcvhwm = 1000};
     void *dealer = nf_zmq_socket_new(zctx, &dc);
-    if (!dealer || nf_zmq_connect(dealer, o->follow) != 0) {
+    if (!dealer ||
+        (trainer_key && nf_curve_client(curve, dealer, trainer_key, "evaluator follow") != 0) ||
+        nf_zmq_connect(dealer, o->follow) != 0) {
         nf_zmq_close(&dealer);
         return 1;
     }
@@ -455,15 +477,28 @@ int main(int argc, char **argv)
     }
     void *zctx = zmq_ctx_new();
     NF_CHECK(zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
-    augment_client_config_t cc = {.endpoint = o.augment, .job = o.job, .name = "evaluator",
-                                  .stop_fd = nf_signals_fd(sig), .zmq_ctx = zctx};
-    augment_client_t *cl = augment_client_new(&cc);
+    nf_curve_t *curve = NULL;
+    char trainer_key[NF_CURVE_KEY_Z85 + 1] = "", err[512];
+    augment_client_t *cl = NULL;
     int rc = 1;
+    if (nf_curve_opts_open(&o.curve, &s_role, zctx, &curve) != 0) {
+        rc = 2;
+    } else if (o.curve_trainer &&
+               nf_curve_read_public(o.curve_trainer, trainer_key, err, sizeof err) != 0) {
+        fprintf(stderr, "evaluator: %s\n", err);
+        rc = 2;
+    } else {
+        augment_client_config_t cc = {.endpoint = o.augment, .job = o.job, .name = "evaluator",
+                                      .stop_fd = nf_signals_fd(sig), .zmq_ctx = zctx,
+                                      .curve = o.curve.server ? curve : NULL};
+        cl = augment_client_new(&cc);
+    }
     if (cl) {
         ec.client = cl;
         ec.stop_fd = nf_signals_fd(sig);
         eval_t *ev = eval_new(&ec);
-        if (o.follow) rc = s_follow(&o, ev, zctx, sig);
+        if (o.follow)
+            rc = s_follow(&o, ev, zctx, curve, trainer_key[0] ? trainer_key : NULL, sig);
         else if (o.watch) rc = s_watch(&o, ev, sig);
         else {
             eval_job_t job = {.checkpoint = o.checkpoint, .size = o.size, .presize = o.presize,
@@ -477,6 +512,7 @@ int main(int argc, char **argv)
         eval_destroy(&ev);
     }
     augment_client_destroy(&cl);
+    nf_curve_opts_close(&curve);
     if (zmq_ctx_term(zctx) != 0) nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
     nf_signals_destroy(&sig);
     return rc;

@@ -123,11 +123,7 @@ loader_consumer_t *loader_consumer_new(const loader_consumer_config_t *cfg)
     self->dealer = nf_zmq_socket_new(self->ctx, &dc);
     const char *sink = cfg->sink ? cfg->sink : "tcp://127.0.0.1:*";
     NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
-    bool plain_exposed = !cfg->curve && !nf_curve_endpoint_local(sink);
-    if (plain_exposed)
-        nf_log_error("refusing to bind the sink %s in plain text: an endpoint other hosts can "
-                     "reach needs CURVE (--curve-secret, --curve-server and --curve-allow)", sink);
-    if (!self->pull || !self->dealer || plain_exposed ||
+    if (!self->pull || !self->dealer || !nf_curve_bind_allowed(cfg->curve, sink) ||
         (cfg->curve && (nf_curve_server(cfg->curve, self->pull, "consumer sink") != 0 ||
                         nf_curve_client(cfg->curve, self->dealer, NULL, "consumer") != 0)) ||
         nf_zmq_bind(self->pull, sink, self->sink_ep, sizeof self->sink_ep) != 0 ||

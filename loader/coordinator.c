@@ -200,11 +200,7 @@ loader_coordinator_t *loader_coordinator_new(const loader_coordinator_config_t *
     self->router = nf_zmq_socket_new(self->ctx, &sc);
     const char *bind = cfg->bind ? cfg->bind : "tcp://127.0.0.1:5555";
     NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
-    bool plain_exposed = !cfg->curve && !nf_curve_endpoint_local(bind);
-    if (plain_exposed)
-        nf_log_error("refusing to bind %s in plain text: an endpoint other hosts can reach needs "
-                     "CURVE (--curve-secret and --curve-allow)", bind);
-    if (!self->router || plain_exposed ||
+    if (!self->router || !nf_curve_bind_allowed(cfg->curve, bind) ||
         (cfg->curve && nf_curve_server(cfg->curve, self->router, "coordinator") != 0) ||
         nf_zmq_bind(self->router, bind, self->endpoint, sizeof self->endpoint) != 0) {
         loader_coordinator_destroy(&self);

@@ -16,7 +16,7 @@
  */
 #include "consumer.h"
 #include "coordinator.h"
-#include "curve.h"
+#include "curve_opts.h"
 #include "dataset.h"
 #include "decode.h"
 #include "log.h"
@@ -53,7 +53,7 @@ enum {
     O_JOB, O_SPARES, O_HB, O_WTIMEOUT, O_TTIMEOUT, O_ATIMEOUT, O_CTIMEOUT, O_SPAWN, O_SLOTS,
     O_CONNECT, O_TIMEOUT, O_ID, O_SINK, O_EPOCHS, O_FIRST_EPOCH, O_BS, O_PRESIZE, O_CREDITS,
     O_ORDERED, O_EXACT, O_SLEEP, O_DIGEST, O_JSON, O_LIMIT, O_SHUFFLE, O_NO_SHUFFLE, O_QUIET,
-    O_PASS, O_MAX_BATCHES, O_CURVE_SECRET, O_CURVE_SERVER, O_CURVE_ALLOW, O_LOG,
+    O_PASS, O_MAX_BATCHES, O_LOG,
 };
 
 #define S_DATA_OPTIONS                                                                       \
@@ -141,57 +141,33 @@ static loader_dataset_t *s_open_dataset(const char *cmd, const s_data_opts_t *o)
 }
 
 // ---------------------------------------------------------------------------
-// CURVE options (common/curve.h)
+// CURVE (common/curve_opts.h)
 
-typedef struct {
-    const char *secret, *server, *allow;
-} s_curve_opts_t;
+static const nf_curve_role_t s_role_coordinator = {
+    .binds = true, .need_allow = true, .allow_is = "worker and consumer keys allowed in"};
+static const nf_curve_role_t s_role_worker = {
+    .connects = true, .need_server = true,
+    .server_is = "the coordinator's public key (its NAME.key)"};
+static const nf_curve_role_t s_role_consume = {
+    .binds = true, .connects = true, .need_server = true, .need_allow = true,
+    .server_is = "the coordinator's public key (its NAME.key)",
+    .allow_is = "worker keys allowed to push to the sink"};
 
-#define S_CURVE_OPTIONS                                                                      \
-    {"curve-secret", required_argument, NULL, O_CURVE_SECRET},                               \
-        {"curve-server", required_argument, NULL, O_CURVE_SERVER},                           \
-        {"curve-allow", required_argument, NULL, O_CURVE_ALLOW}
-
-static const char *s_curve_help =
-    "  --curve-secret F    our CURVE key pair (NAME.key_secret from `loader keygen NAME`)\n"
-    "  --curve-server F    the coordinator's public key (its NAME.key)\n"
-    "  --curve-allow P     allowed client keys: a folder of NAME.key files, or one file\n";
-
-// Returns 1 when c is a CURVE option (stored), 0 otherwise.
-static int s_curve_opt(int c, const char *arg, s_curve_opts_t *o)
-{
-    switch (c) {
-    case O_CURVE_SECRET: o->secret = arg; return 1;
-    case O_CURVE_SERVER: o->server = arg; return 1;
-    case O_CURVE_ALLOW: o->allow = arg; return 1;
-    default: return 0;
-    }
-}
-
-// With any CURVE option: checks that the role's options are all there
-// (need_server: a client of the coordinator; need_allow: binds a socket),
-// makes the context and the key set. Returns 0 (nothing to do without
-// options), or -1 after a one-line message.
-static int s_curve_open(const char *cmd, const s_curve_opts_t *o, bool need_server,
-                        bool need_allow, void **ctx, nf_curve_t **curve)
+// With any CURVE option: makes the context and the key set (role's rules,
+// prog for messages). Returns 0 (nothing to do without options), or -1 after
+// a one-line message.
+static int s_curve_open(const char *prog, const nf_curve_opts_t *o, nf_curve_role_t role,
+                        void **ctx, nf_curve_t **curve)
 {
     *ctx = NULL;
     *curve = NULL;
-    if (!o->secret && !o->server && !o->allow) return 0;
-    if (!o->secret || (need_server && !o->server) || (need_allow && !o->allow)) {
-        fprintf(stderr, "loader %s: CURVE needs --curve-secret%s%s\n", cmd,
-                need_server ? " and --curve-server" : "", need_allow ? " and --curve-allow" : "");
-        return -1;
-    }
+    role.prog = prog;
+    if (nf_curve_opts_check(o, &role) != 0) return -1;
+    if (!nf_curve_opts_any(o)) return 0;
     *ctx = zmq_ctx_new();
     NF_CHECK(*ctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
-    char err[512];
-    nf_curve_config_t cc = {.zmq_ctx = *ctx, .secret_file = o->secret, .server_file = o->server,
-                            .allow = need_allow ? o->allow : NULL};
-    *curve = nf_curve_new(&cc, err, sizeof err);
-    if (!*curve) {
-        fprintf(stderr, "loader %s: %s\n", cmd, err);
-        zmq_ctx_term(*ctx);
+    if (nf_curve_opts_open(o, &role, *ctx, curve) != 0) {
+        if (zmq_ctx_term(*ctx) != 0) nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
         *ctx = NULL;
         return -1;
     }
@@ -201,17 +177,7 @@ static int s_curve_open(const char *cmd, const s_curve_opts_t *o, bool need_serv
 // Logs what CURVE refused, then frees the key set and the context.
 static void s_curve_close(void **ctx, nf_curve_t **curve)
 {
-    if (*curve) {
-        nf_curve_stats_t st;
-        nf_curve_stats(*curve, &st);
-        nf_log_info("curve: %llu clients accepted, %llu refused (key %llu, plain text %llu, "
-                    "wrong server key %llu, other %llu), refused by servers %llu",
-                    (unsigned long long)st.accepted, (unsigned long long)nf_curve_stats_refused(&st),
-                    (unsigned long long)st.refused_key, (unsigned long long)st.refused_plaintext,
-                    (unsigned long long)st.refused_crypto, (unsigned long long)st.refused_other,
-                    (unsigned long long)st.refused_by_server);
-    }
-    nf_curve_destroy(curve);
+    nf_curve_opts_close(curve);
     if (*ctx && zmq_ctx_term(*ctx) != 0) nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
     *ctx = NULL;
 }
@@ -255,18 +221,18 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
         {"consumer-timeout-ms", required_argument, NULL, O_CTIMEOUT},
         {"spawn-workers", required_argument, NULL, O_SPAWN},
         {"slots", required_argument, NULL, O_SLOTS},
-        S_CURVE_OPTIONS,
+        NF_CURVE_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     s_data_opts_t d = {.seed = 42};
-    s_curve_opts_t co_curve = {0};
+    nf_curve_opts_t co_curve = {0};
     loader_coordinator_config_t cc = {.stop_fd = -1};
     int spawn = run_mode ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 0, slots = 2, spares = 8;
     for (int c; (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1;) {
         int r = s_data_opt(c, optarg, &d);
         if (r < 0) return s_fail_usage(cmd, "bad value for a data option");
-        if (r > 0 || s_curve_opt(c, optarg, &co_curve)) continue;
+        if (r > 0 || nf_curve_opts_getopt(&co_curve, c, optarg)) continue;
         bool ok = true;
         switch (c) {
         case O_BIND: cc.bind = optarg; break;
@@ -283,9 +249,7 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
             printf("usage: loader %s --data DIR [options]\n"
                    "Serves the dataset to loader workers and consumers (docs/loader.md).\n%s"
                    "  --bind EP           endpoint (default tcp://127.0.0.1:5555); one other hosts\n"
-                   "                      can reach (tcp://0.0.0.0:P, tcp://10.0.0.1:P) needs CURVE:\n"
-                   "  --curve-secret F    the coordinator's key pair (`loader keygen NAME`)\n"
-                   "  --curve-allow P     client keys allowed to connect (folder of NAME.key, or a file)\n"
+                   "                      can reach (tcp://0.0.0.0:P, tcp://10.0.0.1:P) needs CURVE\n"
                    "  --job ID            job id checked on every message (default netteflow)\n"
                    "  --spares N          replacement samples per train batch (default 8)\n"
                    "  --heartbeat-ms MS   heartbeat interval (default 1000)\n"
@@ -296,6 +260,7 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
                    "  --spawn-workers N   also start N local workers (run: default one per core)\n"
                    "  --slots N           tasks per spawned worker (default 2)\n",
                    cmd, s_data_help);
+            nf_curve_opts_help(stdout, &s_role_coordinator);
             return 0;
         default: return s_fail_usage(cmd, "unknown option");
         }
@@ -306,7 +271,8 @@ static int s_cmd_coordinator(int argc, char **argv, bool run_mode)
     if (!sig) return 1;
     void *ctx;
     nf_curve_t *curve;
-    if (s_curve_open(cmd, &co_curve, false, true, &ctx, &curve) != 0) {
+    if (s_curve_open(run_mode ? "loader run" : "loader coordinator", &co_curve, s_role_coordinator,
+                     &ctx, &curve) != 0) {
         nf_signals_destroy(&sig);
         return 2;
     }
@@ -384,15 +350,15 @@ static int s_cmd_worker(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"job", required_argument, NULL, O_JOB},
         {"id", required_argument, NULL, O_ID},
-        S_CURVE_OPTIONS,
+        NF_CURVE_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     loader_worker_config_t wc = {.stop_fd = -1};
-    s_curve_opts_t wcurve = {0};
+    nf_curve_opts_t wcurve = {0};
     int slots = 2;
     for (int c; (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1;) {
-        if (s_curve_opt(c, optarg, &wcurve)) continue;
+        if (nf_curve_opts_getopt(&wcurve, c, optarg)) continue;
         bool ok = true;
         switch (c) {
         case O_CONNECT: wc.coordinator = optarg; break;
@@ -411,9 +377,8 @@ static int s_cmd_worker(int argc, char **argv)
                    "  --heartbeat-ms MS   heartbeat interval (default 1000)\n"
                    "  --timeout-ms MS     coordinator silence before reconnecting (default 5000)\n"
                    "  --job ID            only work for this job (default: the coordinator's)\n"
-                   "  --id NAME           worker name in logs (default host:pid)\n"
-                   "  --curve-secret F    this worker's key pair (needed for a CURVE coordinator)\n"
-                   "  --curve-server F    the coordinator's public key (its NAME.key)\n");
+                   "  --id NAME           worker name in logs (default host:pid)\n");
+            nf_curve_opts_help(stdout, &s_role_worker);
             return 0;
         default: return s_fail_usage("worker", "unknown option");
         }
@@ -424,7 +389,7 @@ static int s_cmd_worker(int argc, char **argv)
     if (!sig) return 1;
     void *ctx;
     nf_curve_t *curve;
-    if (s_curve_open("worker", &wcurve, true, false, &ctx, &curve) != 0) {
+    if (s_curve_open("loader worker", &wcurve, s_role_worker, &ctx, &curve) != 0) {
         nf_signals_destroy(&sig);
         return 2;
     }
@@ -562,12 +527,12 @@ static int s_cmd_consume(int argc, char **argv)
         {"job", required_argument, NULL, O_JOB},
         {"json", no_argument, NULL, O_JSON},
         {"log", required_argument, NULL, O_LOG},
-        S_CURVE_OPTIONS,
+        NF_CURVE_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     loader_consumer_config_t cc = {0};
-    s_curve_opts_t ccurve = {0};
+    nf_curve_opts_t ccurve = {0};
     const char *log_path = NULL;
     loader_stream_request_t r = {.stream = 1, .split = LOADER_TRAIN, .batch_size = 64,
                                  .presize = 224, .credits = 4};
@@ -576,7 +541,7 @@ static int s_cmd_consume(int argc, char **argv)
     const char *digest = NULL;
     bool json = false;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
-        if (s_curve_opt(c, optarg, &ccurve)) continue;
+        if (nf_curve_opts_getopt(&ccurve, c, optarg)) continue;
         bool ok = true;
         switch (c) {
         case O_CONNECT: cc.coordinator = optarg; break;
@@ -622,10 +587,8 @@ static int s_cmd_consume(int argc, char **argv)
                    "  --log FILE          delivery log for accounting: `batch E SEQ N IDX...` per\n"
                    "                      batch, `bad E IDX REASON` per skipped file, and\n"
                    "                      `epoch E batches B samples S bad K warnings W duplicates D\n"
-                   "                      reissued R` when an epoch ends\n"
-                   "%s"
-                   "  (the sink is a CURVE server when --curve-* are given: workers need keys)\n",
-                   s_curve_help);
+                   "                      reissued R` when an epoch ends\n");
+            nf_curve_opts_help(stdout, &s_role_consume);
             return 0;
         default: return s_fail_usage("consume", "unknown option");
         }
@@ -644,7 +607,7 @@ static int s_cmd_consume(int argc, char **argv)
     if (!sig) return 1;
     void *ctx;
     nf_curve_t *curve;
-    if (s_curve_open("consume", &ccurve, true, true, &ctx, &curve) != 0) {
+    if (s_curve_open("loader consume", &ccurve, s_role_consume, &ctx, &curve) != 0) {
         nf_signals_destroy(&sig);
         return 2;
     }

@@ -42,23 +42,26 @@ struct announce_t {
     uint32_t lost;            // evaluators that disconnected
 };
 
-announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
+announce_t *announce_new(const announce_config_t *cfg)
 {
+    NF_CHECK(cfg && cfg->zmq_ctx && cfg->endpoint, "announce needs a context and an endpoint");
+    NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == cfg->zmq_ctx, "curve of another context");
     announce_t *self = nf_xcalloc(1, sizeof *self);
-    snprintf(self->job, sizeof self->job, "%s", job ? job : "");
+    snprintf(self->job, sizeof self->job, "%s", cfg->job ? cfg->job : "");
     nf_zmq_socket_config_t rc = {.type = ZMQ_ROUTER, .sndhwm = 1000, .rcvhwm = 1000,
                                  .router_mandatory = true};
-    self->router = nf_zmq_socket_new(zmq_ctx, &rc);
-    if (!self->router) {
+    self->router = nf_zmq_socket_new(cfg->zmq_ctx, &rc);
+    if (!self->router || (cfg->curve && nf_curve_server(cfg->curve, self->router, "trainer") != 0)) {
         announce_destroy(&self, NULL);
         return NULL;
     }
     // endpoint may list several, comma-separated (ipc for local evaluators, tcp for others)
-    char *list = nf_xstrdup(endpoint), *save = NULL;
+    char *list = nf_xstrdup(cfg->endpoint), *save = NULL;
     size_t used = 0;
     for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
         char bound[256];
-        if (nf_zmq_bind(self->router, ep, bound, sizeof bound) != 0) {
+        if (!nf_curve_bind_allowed(cfg->curve, ep) ||
+            nf_zmq_bind(self->router, ep, bound, sizeof bound) != 0) {
             free(list);
             announce_destroy(&self, NULL);
             return NULL;
@@ -68,19 +71,24 @@ announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job)
         if (n > 0 && (size_t)n < sizeof self->endpoint - used) used += (size_t)n;
     }
     free(list);
-    // disconnects: an evaluator that died (its socket closed) shows up at once
-    char mon[96];
-    snprintf(mon, sizeof mon, "inproc://nf-announce-monitor-%p", (void *)self);
-    if (zmq_socket_monitor(self->router, mon, ZMQ_EVENT_DISCONNECTED) != 0) {
-        nf_log_error("announce: zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));
-        announce_destroy(&self, NULL);
-        return NULL;
-    }
-    nf_zmq_socket_config_t mc = {.type = ZMQ_PAIR};
-    self->monitor = nf_zmq_socket_new(zmq_ctx, &mc);
-    if (!self->monitor || nf_zmq_connect(self->monitor, mon) != 0) {
-        announce_destroy(&self, NULL);
-        return NULL;
+    // disconnects: an evaluator that died (its socket closed) shows up at once.
+    // A socket has one monitor: on a CURVE socket common/curve.c owns it (the
+    // refusals); a lost evaluator then only leaves the live count when its
+    // heartbeats stop, without the lost/replaced log lines.
+    if (!cfg->curve) {
+        char mon[96];
+        snprintf(mon, sizeof mon, "inproc://nf-announce-monitor-%p", (void *)self);
+        if (zmq_socket_monitor(self->router, mon, ZMQ_EVENT_DISCONNECTED) != 0) {
+            nf_log_error("announce: zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));
+            announce_destroy(&self, NULL);
+            return NULL;
+        }
+        nf_zmq_socket_config_t mc = {.type = ZMQ_PAIR};
+        self->monitor = nf_zmq_socket_new(cfg->zmq_ctx, &mc);
+        if (!self->monitor || nf_zmq_connect(self->monitor, mon) != 0) {
+            announce_destroy(&self, NULL);
+            return NULL;
+        }
     }
     self->ex = (nf_wire_expect_t){
         .router = true,
@@ -202,7 +210,7 @@ void announce_reported(announce_t *self, uint32_t epoch)
 // Monitor events: two frames, (u16 event, u32 value) and the endpoint.
 static void s_monitor(announce_t *self)
 {
-    for (;;) {
+    while (self->monitor) {
         zmq_msg_t f;
         NF_CHECK(zmq_msg_init(&f) == 0, "zmq_msg_init");
         if (zmq_msg_recv(&f, self->monitor, ZMQ_DONTWAIT) < 0) {

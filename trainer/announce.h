@@ -14,10 +14,13 @@
  * run (another terminal, another machine over tcp://); each gets everything.
  *
  * The trainer services this socket between training steps; nothing here
- * blocks longer than the timeout given.
+ * blocks longer than the timeout given. Security: plain text only on local
+ * endpoints; with a CURVE key set every endpoint is a CURVE server.
  */
 #ifndef NF_TRAINER_ANNOUNCE_H
 #define NF_TRAINER_ANNOUNCE_H
+
+#include "curve.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,11 +45,21 @@ typedef struct {
     uint32_t size, presize, batch_size;
 } announce_checkpoint_t;
 
+typedef struct {
+    void *zmq_ctx;             // the context (required; curve's when curve is set)
+    nf_curve_t *curve;         // NULL = plain text: every endpoint must be local (ipc,
+                               // loopback); else the ROUTER is a CURVE server, on all
+                               // its endpoints, for evaluators on curve's allow-list
+    const char *endpoint;      // one endpoint, or a comma-separated list (ipc:// for
+                               // evaluators on this host, tcp:// for others)
+    const char *job;           // job id; NULL = none
+} announce_config_t;
+
 typedef struct announce_t announce_t;
 
-// Binds the ROUTER at endpoint, or at each of a comma-separated list (ipc:// for
-// evaluators on this host, tcp:// for others). NULL (logged) when one cannot be bound.
-announce_t *announce_new(void *zmq_ctx, const char *endpoint, const char *job);
+// Binds the ROUTER at each endpoint. NULL (logged) when one cannot be bound
+// or is refused (plain text on an endpoint other hosts can reach).
+announce_t *announce_new(const announce_config_t *cfg);
 // Tells every evaluator Control{STOP} (reason), closes. Accepts NULL.
 void announce_destroy(announce_t **self_p, const char *reason);
 const char *announce_endpoint(const announce_t *self);

@@ -35,7 +35,7 @@
 
 #include "exec.h"
 #include "recorder.h"
-#include "sched.h"
+#include "schedule.h"
 #include "xresnet.h"
 
 #include <stdbool.h>

@@ -9,6 +9,7 @@
 #include "augment.h"
 #include "ckpt.h"
 #include "client.h"
+#include "curve_opts.h"
 #include "fsutil.h"
 #include "learner.h"
 #include "log.h"
@@ -16,7 +17,7 @@
 #include "progress.h"
 #include "recipe.h"
 #include "recorder.h"
-#include "sched.h"
+#include "schedule.h"
 #include "show_batch.h"
 #include "timeutil.h"
 #include "zmqutil.h"
@@ -42,6 +43,7 @@ typedef struct {
     double lr_start, lr_end;
     int num_it;
     char resume_dir[RECIPE_PATH];
+    nf_curve_opts_t curve;
 } s_opts_t;
 
 typedef struct {
@@ -60,6 +62,7 @@ typedef struct {
     s_opts_t o;
     char out[RECIPE_PATH], ckpt_dir[RECIPE_PATH + 16];
     void *zctx;
+    nf_curve_t *curve;
     nf_signals_t *sig;
     augment_client_t *cl;
     announce_t *ann;
@@ -93,6 +96,16 @@ typedef struct {
 // ---------------------------------------------------------------------------
 // options
 
+// The trainer connects to augment and (train) binds the announcement socket
+// for evaluators: CURVE to augment with its key, a CURVE server with --curve-allow.
+static nf_curve_role_t s_curve_role(bool lr_find)
+{
+    return (nf_curve_role_t){
+        .prog = "trainer", .binds = !lr_find, .connects = true,
+        .server_is = "the augment stage's public key (its NAME.key)",
+        .allow_is = "evaluator keys allowed to follow (--bind)"};
+}
+
 static void s_usage(FILE *f, bool lr_find)
 {
     if (lr_find)
@@ -109,7 +122,8 @@ static void s_usage(FILE *f, bool lr_find)
     fprintf(f,
             "  --augment EP         the augment stage's endpoint (required)\n"
             "  --bind EP[,EP]       endpoint(s) evaluators follow (default ipc://<out>/trainer.ipc;\n"
-            "                       add tcp://0.0.0.0:PORT for evaluators on other machines)\n"
+            "                       add tcp://0.0.0.0:PORT for evaluators on other machines:\n"
+            "                       that needs --curve-secret and --curve-allow)\n"
             "  --out DIR            run folder (default runs/<date>-<time>-<preset>)\n"
             "  --job ID             job id (default: the loader's)\n"
             "  --credits N          tensor batches in flight (default 4)\n"
@@ -126,6 +140,8 @@ static void s_usage(FILE *f, bool lr_find)
             "  --start-lr X --end-lr X --num-it N   lr-find settings\n"
             "recipe options:\n%s",
             recipe_help());
+    nf_curve_role_t role = s_curve_role(lr_find);
+    nf_curve_opts_help(f, &role);
 }
 
 // --resume PATH: the checkpoint (PATH itself, or the newest epoch checkpoint
@@ -273,6 +289,7 @@ static int s_parse(s_opts_t *o, ckpt_info_t *info, char *resume_ckpt, int argc, 
         else if (!strcmp(a, "--job")) o->job = v;
         else if (!strcmp(a, "--resume")) o->resume = v;
         else if (!strcmp(a, "--delivery-log")) o->delivery_log = v;
+        else if (nf_curve_opts_arg(&o->curve, a, v)) ok = true;
         else if (!strcmp(a, "--credits") && v) {
             o->credits = (int)strtol(v, &end, 10);
             ok = *end == 0 && o->credits >= 1 && o->credits <= 32;
@@ -316,6 +333,8 @@ static int s_parse(s_opts_t *o, ckpt_info_t *info, char *resume_ckpt, int argc, 
         fprintf(stderr, "trainer: --augment EP is required (the `augment serve` endpoint)\n");
         rc = -1;
     }
+    nf_curve_role_t role = s_curve_role(lr_find);
+    if (rc == 0 && nf_curve_opts_check(&o->curve, &role) != 0) rc = -1;
     if (rc == 0 && lr_find && !(o->lr_end > o->lr_start)) {
         fprintf(stderr, "trainer: --end-lr must be above --start-lr\n");
         rc = -1;
@@ -637,16 +656,21 @@ static int s_setup(s_run_t *run)
     if (s_choose_device(run, device, sizeof device) != 0) return -1;
     run->zctx = zmq_ctx_new();
     NF_CHECK(run->zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    nf_curve_role_t role = s_curve_role(run->o.lr_find);
+    if (nf_curve_opts_open(&run->o.curve, &role, run->zctx, &run->curve) != 0) return -1;
     augment_client_config_t cc = {.endpoint = run->o.augment, .job = run->o.job,
                                   .name = run->o.lr_find ? "lr-find" : "trainer",
-                                  .stop_fd = nf_signals_fd(run->sig), .zmq_ctx = run->zctx};
+                                  .stop_fd = nf_signals_fd(run->sig), .zmq_ctx = run->zctx,
+                                  .curve = run->o.curve.server ? run->curve : NULL};
     run->cl = augment_client_new(&cc);
     if (!run->cl) return -1;
     if (!run->o.lr_find) {
         char ep[RECIPE_PATH + 64];
         if (run->o.bind) snprintf(ep, sizeof ep, "%s", run->o.bind);
         else snprintf(ep, sizeof ep, "ipc://%s/trainer.ipc", run->out);
-        run->ann = announce_new(run->zctx, ep, run->o.job);
+        announce_config_t ac = {.zmq_ctx = run->zctx, .endpoint = ep, .job = run->o.job,
+                                .curve = run->o.curve.allow ? run->curve : NULL};
+        run->ann = announce_new(&ac);
         if (!run->ann) {
             fprintf(stderr, "trainer: cannot bind %s for evaluators\n", ep);
             return -1;
@@ -1222,6 +1246,7 @@ static void s_teardown(s_run_t *run)
     announce_destroy(&run->ann, run->interrupted ? "training interrupted" : "training finished");
     augment_client_destroy(&run->cl);
     learner_destroy(&run->l);
+    nf_curve_opts_close(&run->curve);
     if (run->zctx && zmq_ctx_term(run->zctx) != 0)
         nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
     nf_signals_destroy(&run->sig);

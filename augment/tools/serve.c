@@ -6,6 +6,7 @@
 #include "serve.h"
 
 #include "augment.h"
+#include "curve_opts.h"
 #include "log.h"
 #include "server.h"
 #include "zmqutil.h"
@@ -15,6 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// The augment process binds the ROUTER (clients) and the loader sink (workers)
+// and connects to the coordinator: with keys every bind is a CURVE server, and
+// the loader link is CURVE when the coordinator's key is given.
+static const nf_curve_role_t s_role = {
+    .prog = "augment serve", .binds = true, .connects = true, .need_allow = true,
+    .server_is = "the loader coordinator's public key (its NAME.key)",
+    .allow_is = "allowed keys of clients and of workers (sink)"};
 
 static void s_usage(FILE *f)
 {
@@ -32,6 +41,7 @@ static void s_usage(FILE *f)
             "  --raw-credits N    raw batches held per stream (default 2)\n"
             "  --job ID           only serve this job (default: the coordinator's)\n"
             "  --log FILE         also append the log to FILE\n");
+    nf_curve_opts_help(f, &s_role);
 }
 
 static int s_fail(const char *msg, const char *arg)
@@ -61,14 +71,17 @@ int augment_serve_main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"gpu", required_argument, 0, O_GPU},
         {"seed", required_argument, 0, O_SEED},       {"raw-credits", required_argument, 0, O_RAW},
         {"job", required_argument, 0, O_JOB},         {"log", required_argument, 0, O_LOG},
-        {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
+        {"help", no_argument, 0, O_HELP},             NF_CURVE_LONG_OPTIONS,
+        {0, 0, 0, 0}};
     augment_server_config_t cfg = {.stop_fd = -1};
+    nf_curve_opts_t co = {0};
     const char *device = "auto", *log_file = NULL;
     int c;
     optind = 2;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         unsigned long long v = 0;
+        if (nf_curve_opts_getopt(&co, c, optarg)) continue;
         switch (c) {
         case O_CONNECT: cfg.coordinator = optarg; break;
         case O_BIND: cfg.bind = optarg; break;
@@ -98,6 +111,7 @@ int augment_serve_main(int argc, char **argv)
     }
     if (optind < argc) return s_fail("unexpected argument", argv[optind]);
     if (!cfg.coordinator) return s_fail("--connect COORDINATOR is required", NULL);
+    if (nf_curve_opts_check(&co, &s_role) != 0) return 2;
     // first: every thread created later (CUDA, ZeroMQ, OpenMP) inherits the blocked mask
     nf_signals_t *sig = nf_signals_new();
     if (!sig) return 1;
@@ -117,10 +131,20 @@ int augment_serve_main(int argc, char **argv)
         nf_log_init(&lc);
     }
     cfg.stop_fd = nf_signals_fd(sig);
-    augment_server_t *srv = augment_server_new(&cfg);
+    cfg.zmq_ctx = zmq_ctx_new();
+    NF_CHECK(cfg.zmq_ctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    augment_server_t *srv = NULL;
+    if (nf_curve_opts_open(&co, &s_role, cfg.zmq_ctx, &cfg.curve) == 0) {
+        cfg.curve_loader = co.server != NULL;
+        srv = augment_server_new(&cfg);
+    }
     int rc = 1;
     if (srv) {
-        printf("augment %s\n", augment_server_endpoint(srv));
+        if (cfg.curve)
+            printf("augment %s (CURVE, public key %s)\n", augment_server_endpoint(srv),
+                   nf_curve_public_key(cfg.curve));
+        else
+            printf("augment %s\n", augment_server_endpoint(srv));
         fflush(stdout);
         rc = augment_server_run(srv) == 0 ? 0 : 1;
         augment_server_stats_t st;
@@ -133,6 +157,8 @@ int augment_serve_main(int argc, char **argv)
                     (unsigned long long)st.rejected);
     }
     augment_server_destroy(&srv);
+    nf_curve_opts_close(&cfg.curve);
+    if (zmq_ctx_term(cfg.zmq_ctx) != 0) nf_log_warn("zmq_ctx_term: %s", zmq_strerror(zmq_errno()));
     nf_signals_destroy(&sig);
     return rc;
 }

@@ -19,6 +19,12 @@ fastai's lam * CE(y) + (1 - lam) * CE(y_partner) from the partner labels and
 weights augment sends. It prints one JSON line: batches, images, distinct
 sample indices per epoch, duplicates, mean loss of the first and last epoch,
 img/s.
+
+Over CURVE (an augment bound on an address other hosts reach): --curve-secret
+NAME.key_secret (this client's key pair, from `loader keygen NAME`; its NAME.key
+must be on augment's --curve-allow list) and --curve-server AUGMENT.key (augment's
+public key). Both are loaded with zmq.auth.load_certificate: our key files are
+in czmq's certificate format.
 """
 import argparse
 import json
@@ -32,6 +38,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 import zmq
+import zmq.auth
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 VERSION = 1
@@ -53,13 +60,24 @@ def load_messages(desc_path):
 class Stream:
     """The augment contract: requests, credits, acks, heartbeats on one DEALER."""
 
-    def __init__(self, endpoint, desc, timeout):
+    def __init__(self, endpoint, desc, timeout, curve_secret=None, curve_server=None):
         self.Envelope, pool = load_messages(desc)
         self.enum = lambda e, n: pool.FindEnumTypeByName(e).values_by_name[n].number
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 200)
         self.sock.setsockopt(zmq.RCVHWM, 64)
+        # a DEALER send blocks while no connection exists (augment gone, or it refused
+        # our handshake): wait 250 ms at most, then say so instead of hanging
+        self.sock.setsockopt(zmq.SNDTIMEO, 250)
+        if curve_secret:
+            public, secret = zmq.auth.load_certificate(curve_secret)
+            server_public, _ = zmq.auth.load_certificate(curve_server)
+            if secret is None:
+                sys.exit(f"nf_tensor_client: {curve_secret} holds no secret key")
+            self.sock.curve_publickey = public
+            self.sock.curve_secretkey = secret
+            self.sock.curve_serverkey = server_public
         self.sock.connect(endpoint)
         self.job = ""
         self.timeout = timeout
@@ -74,7 +92,12 @@ class Stream:
                     getattr(getattr(env, name), k).extend(v)
                 else:
                     setattr(getattr(env, name), k, v)
-        self.sock.send(env.SerializeToString())
+        try:
+            self.sock.send(env.SerializeToString())
+        except zmq.Again:
+            if "heartbeat" not in body:
+                sys.exit("nf_tensor_client: no connection to augment (is it running? with CURVE: "
+                         "is our key on its allow-list, and --curve-server its key?)")
         self.last_tx = time.time()
 
     def recv(self, timeout_s):
@@ -118,10 +141,14 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--curve-secret", help="this client's CURVE key pair (NAME.key_secret)")
+    ap.add_argument("--curve-server", help="augment's public key (its NAME.key)")
     a = ap.parse_args()
+    if bool(a.curve_secret) != bool(a.curve_server):
+        ap.error("CURVE needs --curve-secret and --curve-server")
     torch.manual_seed(a.seed)
 
-    s = Stream(a.connect, a.desc, a.timeout)
+    s = Stream(a.connect, a.desc, a.timeout, a.curve_secret, a.curve_server)
     s.send(dataset_info_request={})
     info_env = s.wait_for("dataset_info")
     s.job = info_env.job

@@ -4,6 +4,7 @@
 #include "relharness.h"
 
 #include "check.h"
+#include "curve.h"
 #include "fsutil.h"
 #include "jpegfix.h"
 #include "log.h"
@@ -123,6 +124,45 @@ bool rh_log_line(const rh_proc_t *p, const char *prefix, char *line, size_t len,
         nf_sleep_ms(20);
     } while (nf_now_s() < end);
     return false;
+}
+
+bool rh_log_find(const rh_proc_t *p, const char *needle, char *line, size_t len)
+{
+    FILE *f = fopen(p->log, "r");
+    bool found = false;
+    for (char buf[4096]; f && fgets(buf, sizeof buf, f);) {
+        if (!strstr(buf, needle)) continue;
+        buf[strcspn(buf, "\n")] = 0;
+        snprintf(line, len, "%s", buf);
+        found = true;
+    }
+    if (f) fclose(f);
+    return found;
+}
+
+// ---------------------------------------------------------------------------
+// CURVE keys
+
+void rh_keys(const char *dir, const char *name, char *sec, char *pub, size_t len)
+{
+    char base[1024], err[512];
+    snprintf(base, sizeof base, "%s/%s", dir, name);
+    snprintf(sec, len, "%s.key_secret", base);
+    snprintf(pub, len, "%s.key", base);
+    NF_CHECK(nf_mkdir_p(dir) == 0, "mkdir %s", dir);
+    if (!nf_is_file(sec)) NF_CHECK(nf_curve_keygen(base, NULL, err, sizeof err) == 0, "%s", err);
+}
+
+void rh_allow(const char *dir, const char *pub)
+{
+    NF_CHECK(nf_mkdir_p(dir) == 0, "mkdir %s", dir);
+    size_t len;
+    char *t = nf_read_file(pub, 1 << 16, &len);
+    char dst[2048];
+    const char *name = strrchr(pub, '/');
+    snprintf(dst, sizeof dst, "%s%s", dir, name ? name : "/key.key");
+    NF_CHECK(t && nf_write_file_atomic(dst, t, len) == 0, "allow %s", pub);
+    free(t);
 }
 
 // ---------------------------------------------------------------------------

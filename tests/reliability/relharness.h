@@ -10,7 +10,8 @@
  *   processes   rh_spawn() starts a program with stdout + stderr in a log file
  *               under the test's tmpdir and a clean signal mask; rh_stop(),
  *               rh_reap(), rh_signal(), rh_log_line() (wait for a line such as
- *               the coordinator's endpoint).
+ *               the coordinator's endpoint), rh_log_find().
+ *   keys        rh_keys(), rh_allow(): CURVE key pairs and allow-list folders.
  *   faults      rh_chaos_run(): at random gaps (seeded), SIGKILL a random
  *               victim and start its replacement, or SIGSTOP it and SIGCONT it
  *               later, until a condition holds. Victims are any processes
@@ -62,8 +63,19 @@ int rh_exit_code(const rh_proc_t *p);
 // Waits up to timeout_ms for a log line that starts with prefix; copies it
 // (without the newline) to line. False on timeout.
 bool rh_log_line(const rh_proc_t *p, const char *prefix, char *line, size_t len, int timeout_ms);
+// The last log line that contains needle (without the newline). False when none.
+bool rh_log_find(const rh_proc_t *p, const char *needle, char *line, size_t len);
 // The path of a built program (NF_BIN_DIR).
 const char *rh_bin(const char *name);
+
+// ---------------------------------------------------------------------------
+// CURVE keys
+
+// The key pair NAME in folder dir, made on first use (nf_curve_keygen): sec
+// gets dir/NAME.key_secret, pub dir/NAME.key (len bytes each).
+void rh_keys(const char *dir, const char *name, char *sec, char *pub, size_t len);
+// Copies the public certificate pub into the allow-list folder dir (made when missing).
+void rh_allow(const char *dir, const char *pub);
 
 // ---------------------------------------------------------------------------
 // datasets

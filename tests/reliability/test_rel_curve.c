@@ -316,26 +316,6 @@ static void test_locality(void)
 // ---------------------------------------------------------------------------
 // 4. the loader's processes over CURVE
 
-static void s_keys(const char *name, char *sec, char *pub, size_t len)
-{
-    char base[600], err[512];
-    s_path(name, base, sizeof base);
-    snprintf(sec, len, "%s.key_secret", base);
-    snprintf(pub, len, "%s.key", base);
-    if (!nf_is_file(sec)) NF_CHECK(nf_curve_keygen(base, NULL, err, sizeof err) == 0, "%s", err);
-}
-
-static void s_allow(const char *dir, const char *pub)
-{
-    size_t len;
-    char *t = nf_read_file(pub, 1 << 16, &len);
-    char dst[1400];
-    const char *name = strrchr(pub, '/');
-    snprintf(dst, sizeof dst, "%s%s", dir, name);
-    NF_CHECK(t && nf_write_file_atomic(dst, t, len) == 0, "allow %s", pub);
-    free(t);
-}
-
 static unsigned long long s_field(const char *line, const char *before)
 {
     const char *p = strstr(line, before);
@@ -351,14 +331,13 @@ static void test_pipeline(void)
     NF_CHECK(ds, "%s", err);
     char co_sec[700], co_pub[700], c_sec[700], c_pub[700], a_sec[700], a_pub[700], b_sec[700],
         b_pub[700], allow[700], log[700], line[1024];
-    s_keys("p-coordinator", co_sec, co_pub, sizeof co_sec);
-    s_keys("p-consumer", c_sec, c_pub, sizeof c_sec);
-    s_keys("p-worker-a", a_sec, a_pub, sizeof a_sec);
-    s_keys("p-worker-b", b_sec, b_pub, sizeof b_sec);
+    rh_keys(s_dir, "p-coordinator", co_sec, co_pub, sizeof co_sec);
+    rh_keys(s_dir, "p-consumer", c_sec, c_pub, sizeof c_sec);
+    rh_keys(s_dir, "p-worker-a", a_sec, a_pub, sizeof a_sec);
+    rh_keys(s_dir, "p-worker-b", b_sec, b_pub, sizeof b_sec);
     s_path("p-allow", allow, sizeof allow);
-    NF_CHECK(nf_mkdir_p(allow) == 0, "mkdir");
-    s_allow(allow, c_pub);
-    s_allow(allow, a_pub);
+    rh_allow(allow, c_pub);
+    rh_allow(allow, a_pub);
     const char *bin = rh_bin("loader");
 
     // plain text on an address other hosts reach: refused, one line, exit 1

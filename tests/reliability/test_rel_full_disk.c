@@ -138,7 +138,6 @@ static int s_child_fsize(const char *dir)
 
 static int s_child_tmpfs(const char *dir)
 {
-    // syscall(): trainer/sched.h (the schedules) shadows <sched.h> in this test
     if (syscall(SYS_unshare, CLONE_NEWNS) != 0) {
         printf("tmpfs part skipped: unshare(CLONE_NEWNS): %s (needs CAP_SYS_ADMIN)\n", strerror(errno));
         return 77;

@@ -14,7 +14,7 @@
 #include "fixture.h"
 #include "fsutil.h"
 #include "recorder.h"
-#include "sched.h"
+#include "schedule.h"
 #include "testlib.h"
 #include "timeutil.h"
 

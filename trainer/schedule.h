@@ -1,5 +1,5 @@
 /*
- * sched.h: fastai's hyper-parameter schedules (fastai-spec.md §7), value for
+ * schedule.h: fastai's hyper-parameter schedules (fastai-spec.md §7), value for
  * value: fit_one_cycle, fit_flat_cos, fine_tune's two phases, lr_find's
  * exponential ramp with its divergence rule and "valley" suggestion.
  *

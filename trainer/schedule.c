@@ -1,8 +1,8 @@
 /*
- * sched.c: fastai's schedules (see sched.h for the exact semantics kept).
+ * schedule.c: fastai's schedules (see schedule.h for the exact semantics kept).
  * Pure functions of the schedule and the batch position; no state.
  */
-#include "sched.h"
+#include "schedule.h"
 
 #include "check.h"
 
