@@ -209,13 +209,13 @@ static void s_case_resume(s_env_t *env, const loader_dataset_t *ds)
     double t0 = nf_now_s();
     rh_proc_t tr;
     s_trainer(env, &tr, "trainer-full", (char *[]){"--no-eval", "--out", full, NULL});
-    T_CHECK(rh_reap(&tr, 300000) && rh_exit_code(&tr) == 0, "the uninterrupted run (log %s)", tr.log);
+    T_CHECK(rh_reap(&tr, env->data ? 3600000 : 300000) && rh_exit_code(&tr) == 0, "the uninterrupted run (log %s)", tr.log);
     double full_s = nf_now_s() - t0;
 
     s_trainer(env, &tr, "trainer-killed",
               (char *[]){"--no-eval", "--out", res, "--delivery-log", dlog1, NULL});
     // the delivery log is flushed per batch (metrics.jsonl's step lines are not)
-    T_CHECK(s_wait_file_has(dlog1, "\nbatch 2 1 ", 300000), "epoch 2 under way");
+    T_CHECK(s_wait_file_has(dlog1, "\nbatch 2 1 ", env->data ? 3600000 : 300000), "epoch 2 under way");
     rh_signal(&tr, SIGKILL);
     T_CHECK(rh_reap(&tr, 10000) && rh_exit_code(&tr) == 128 + SIGKILL, "trainer killed in epoch 2");
     // the resumed run: nothing but the run folder (and where the stages are)
@@ -227,7 +227,7 @@ static void s_case_resume(s_env_t *env, const loader_dataset_t *ds)
     char *rargv[] = {(char *)rh_bin("trainer"), "train", "--resume", res, "--augment",
                      env->augment_ep, "--no-eval", "--threads", "1", "--delivery-log", dlog2, NULL};
     rh_spawn(&tr, "trainer-resumed", rargv);
-    T_CHECK(rh_reap(&tr, 300000) && rh_exit_code(&tr) == 0, "the resumed run (log %s)", tr.log);
+    T_CHECK(rh_reap(&tr, env->data ? 3600000 : 300000) && rh_exit_code(&tr) == 0, "the resumed run (log %s)", tr.log);
     T_CHECK(s_file_has(tr.log, "resumed from ") && s_file_has(tr.log, ": 2 of "),
             "it says where it resumed (%s)", tr.log);
 
