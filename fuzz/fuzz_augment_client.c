@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int idle = 0; idle < 2;) {
         augment_tensor_batch_t *b = NULL;
         bool sent = f.sent;
-        int r = augment_client_next(cl, q.stream, &b, sent ? 5 : 20);
+        int r = augment_client_next(cl, q.stream, &b, sent ? 1 : 2);
         if (r == 1) {
             s_check_batch(b, &q, &plan, &f);
             augment_client_release(cl, &b);

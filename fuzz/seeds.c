@@ -409,7 +409,7 @@ static void s_augment_server(void)
 }
 
 // augment_client: header, then what a server sends after the plan
-static void s_client_seed(const char *name, uint8_t flags, uint32_t n_items)
+static void s_client_seed(const char *name, uint8_t flags, uint32_t n_items, bool ipc)
 {
     enum { BS = 4, SIDE = 2 };
     static const uint32_t n_train = 8, n_valid = 6;
@@ -452,6 +452,15 @@ static void s_client_seed(const char *name, uint8_t flags, uint32_t n_items)
         b.payload_bytes = (uint64_t)n * SIDE * SIDE * 3 * (bf16 ? 2 : 4);
         b.has_pass = true;
         Nf__Envelope e = s_env(NF__ENVELOPE__BODY_TENSOR_BATCH, &b);
+        if (seq == 0 && ipc) {  // a CUDA IPC handle instead of the payload (aborted the client)
+            static uint8_t handle[64] = {1};
+            Nf__TensorBatch hb = b;
+            hb.has_cuda_ipc_handle = true;
+            hb.cuda_ipc_handle.len = sizeof handle;
+            hb.cuda_ipc_handle.data = handle;
+            Nf__Envelope he = s_env(NF__ENVELOPE__BODY_TENSOR_BATCH, &hb);
+            fz_put(f, 0, &he, NULL, 0);
+        }
         fz_put(f, FZ_PAYLOAD, &e, px, (size_t)b.payload_bytes);
         if (seq == 0) fz_put(f, FZ_PAYLOAD, &e, px, (size_t)b.payload_bytes);  // a duplicate
     }
@@ -549,9 +558,10 @@ static void s_eval_announce(void)
 static void s_stages(void)
 {
     s_augment_server();
-    s_client_seed("valid", 4, 6);
-    s_client_seed("train-mixup", 1 | 4 | 8, 8);
-    s_client_seed("valid-bf16", 2, 6);
+    s_client_seed("valid", 4, 6, false);
+    s_client_seed("train-mixup", 1 | 4 | 8, 8, false);
+    s_client_seed("valid-bf16", 2, 6, false);
+    s_client_seed("cuda-ipc", 4, 6, true);
     s_announce();
     s_eval_announce();
 }
