@@ -390,11 +390,12 @@ static void s_on_message(augment_client_t *self, nf_wire_msg_t *m)
         }
         // the batch count sizes what is allocated for the epoch: it must follow
         // from the samples, which the split must hold
-        uint32_t split_items = st->req.split == 0 ? self->n_train : self->n_valid;
+        bool train = st->req.split == 0;
+        uint32_t split_items = train ? self->n_train : self->n_valid;
         uint64_t want = ((uint64_t)p->n_samples + p->batch_size - 1) / p->batch_size;
-        if ((int)p->split != (st->req.split == 0 ? NF__SPLIT__SPLIT_TRAIN : NF__SPLIT__SPLIT_VALID) ||
+        if (p->split != (train ? NF__SPLIT__SPLIT_TRAIN : NF__SPLIT__SPLIT_VALID) ||
             p->n_samples > split_items || p->n_batches != want || p->n_batches > (1u << 24)) {
-            s_reject(self, "EpochPlan out of bounds (split, samples, or batches != ceil(samples / bs))");
+            s_reject(self, "EpochPlan out of bounds (split, samples, batches != ceil(samples/bs))");
             return;
         }
         if (st->phase == S_RUNNING) {  // the answer to a re-request

@@ -663,7 +663,7 @@ static int s_setup(s_run_t *run)
     uint64_t most = 0;
     for (int i = 0; i < r->n_phases; i++) {
         const recipe_phase_t *ph = &r->phases[i];
-        uint64_t bytes = (uint64_t)ph->bs * (uint64_t)ph->size * (uint64_t)ph->size * 3 * sizeof(float);
+        uint64_t bytes = (uint64_t)ph->bs * (uint64_t)ph->size * (uint64_t)ph->size * 3 * 4;
         if (bytes > most) most = bytes;
     }
     augment_client_config_t cc = {.endpoint = run->o.augment, .job = run->o.job,
