@@ -449,7 +449,7 @@ verb_data() {
 }
 
 
-FUZZ_TARGETS=(wire safetensors jpeg pack coordinator consumer worker)
+FUZZ_TARGETS=(wire safetensors jpeg pack coordinator consumer worker augment_server augment_client announce eval_announce)
 
 verb_fuzz() {
   local secs=60 targets=() t

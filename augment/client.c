@@ -10,6 +10,7 @@
 #include "zmqutil.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +116,10 @@ augment_client_t *augment_client_new(const augment_client_config_t *cfg)
         self->own_ctx = true;
     }
     uint64_t max_bytes = cfg->max_batch_bytes ? cfg->max_batch_bytes : (uint64_t)1 << 30;
+    // every frame: a batch's payload, or an envelope (<= NF_WIRE_MAX_ENVELOPE)
+    uint64_t max_frame = max_bytes > NF_WIRE_MAX_ENVELOPE ? max_bytes : NF_WIRE_MAX_ENVELOPE;
     nf_zmq_socket_config_t dc = {.type = ZMQ_DEALER, .sndhwm = 1000, .rcvhwm = 1000,
-                                 .maxmsgsize = (int64_t)max_bytes};
+                                 .maxmsgsize = (int64_t)max_frame};
     self->dealer = nf_zmq_socket_new(self->ctx, &dc);
     NF_CHECK(!cfg->curve || nf_curve_ctx(cfg->curve) == self->ctx, "curve of another context");
     if (!self->dealer ||
@@ -275,9 +278,15 @@ static void s_ack(augment_client_t *self, const Nf__TensorBatch *b)
 
 // Checks a batch against its stream. NULL when fine, else the reason.
 static const char *s_check_batch(const augment_client_t *self, const s_stream_t *st,
-                                 const Nf__TensorBatch *b)
+                                 const nf_wire_msg_t *m)
 {
+    const Nf__TensorBatch *b = m->env->tensor_batch;
+    // the pixels are the payload frame (nf_wire checked its size against the
+    // shape); this client takes no CUDA IPC hand-over
+    if (!m->has_payload || (b->has_cuda_ipc_handle && b->cuda_ipc_handle.len > 0))
+        return "a batch without its payload frame (CUDA IPC is not taken here)";
     if (b->seq >= st->plan.n_batches) return "seq beyond the epoch";
+    if (b->has_pass && b->pass != st->req.pass) return "pass is not the requested one";
     if (b->n > st->req.batch_size || b->h != st->req.size || b->w != st->req.size || b->c != 3 ||
         b->layout != NF__LAYOUT__LAYOUT_NHWC)
         return "shape is not the requested one";
@@ -287,17 +296,20 @@ static const char *s_check_batch(const augment_client_t *self, const s_stream_t 
     if (b->n_indices != b->n) return "sample indices missing";
     if (b->n_norm_mean != b->n_norm_std || (b->n_norm_mean && b->n_norm_mean != 3))
         return "bad Normalize statistics";
+    for (size_t c = 0; c < b->n_norm_mean; c++)
+        if (!isfinite(b->norm_mean[c]) || !isfinite(b->norm_std[c]) || !(b->norm_std[c] > 0.0f))
+            return "Normalize statistics not finite, or std <= 0";
+    // a running stream has the dataset description (augment_client_start)
     uint32_t n_items = self->n_train + self->n_valid;
     for (uint32_t i = 0; i < b->n; i++) {
-        if (b->labels[i] < 0 || (self->have_info && (uint32_t)b->labels[i] >= self->n_classes))
+        if (b->labels[i] < 0 || (uint32_t)b->labels[i] >= self->n_classes)
             return "label out of range";
         if (b->n_partner_labels &&
-            (b->partner_labels[i] < 0 ||
-             (self->have_info && (uint32_t)b->partner_labels[i] >= self->n_classes)))
+            (b->partner_labels[i] < 0 || (uint32_t)b->partner_labels[i] >= self->n_classes))
             return "partner label out of range";
         if (b->n_mix_weights && !(b->mix_weights[i] >= 0.0f && b->mix_weights[i] <= 1.0f))
             return "Mixup weight out of range";
-        if (self->have_info && b->indices[i] >= n_items) return "sample index out of range";
+        if (b->indices[i] >= n_items) return "sample index out of range";
     }
     return NULL;
 }
@@ -310,7 +322,7 @@ static void s_on_batch(augment_client_t *self, nf_wire_msg_t *m)
         nf_log_debug("augment client: a batch of a stream/epoch not running (late): dropped");
         return;
     }
-    const char *why = s_check_batch(self, st, b);
+    const char *why = s_check_batch(self, st, m);
     if (why) {
         s_reject(self, why);
         return;
@@ -356,6 +368,10 @@ static void s_on_message(augment_client_t *self, nf_wire_msg_t *m)
             s_reject(self, "DatasetInfo without classes");
             return;
         }
+        if ((uint64_t)d->n_train + d->n_valid > UINT32_MAX) {  // sizes every index bound
+            s_reject(self, "DatasetInfo whose item count overflows 32 bits");
+            return;
+        }
         self->classes = nf_xcalloc(d->n_classes + 1, sizeof *self->classes);
         for (size_t i = 0; i < d->n_classes; i++) self->classes[i] = nf_xstrdup(d->classes[i]);
         self->n_classes = (uint32_t)d->n_classes;
@@ -368,9 +384,18 @@ static void s_on_message(augment_client_t *self, nf_wire_msg_t *m)
     case NF__ENVELOPE__BODY_EPOCH_PLAN: {
         const Nf__EpochPlan *p = env->epoch_plan;
         s_stream_t *st = s_stream(self, p->stream);
-        if (!st || p->epoch != st->req.epoch || p->batch_size != st->req.batch_size ||
-            p->n_batches > p->n_samples + 1 || p->n_batches > (1u << 24)) {
-            s_reject(self, "EpochPlan of no waiting stream, or out of bounds");
+        if (!st || p->epoch != st->req.epoch || p->batch_size != st->req.batch_size) {
+            s_reject(self, "EpochPlan of no waiting stream");
+            return;
+        }
+        // the batch count sizes what is allocated for the epoch: it must follow
+        // from the samples, which the split must hold
+        bool train = st->req.split == 0;
+        uint32_t split_items = train ? self->n_train : self->n_valid;
+        uint64_t want = ((uint64_t)p->n_samples + p->batch_size - 1) / p->batch_size;
+        if (p->split != (train ? NF__SPLIT__SPLIT_TRAIN : NF__SPLIT__SPLIT_VALID) ||
+            p->n_samples > split_items || p->n_batches != want || p->n_batches > (1u << 24)) {
+            s_reject(self, "EpochPlan out of bounds (split, samples, batches != ceil(samples/bs))");
             return;
         }
         if (st->phase == S_RUNNING) {  // the answer to a re-request
@@ -394,6 +419,14 @@ static void s_on_message(augment_client_t *self, nf_wire_msg_t *m)
         const Nf__EpochDone *d = env->epoch_done;
         s_stream_t *st = s_stream(self, d->stream);
         if (!st || st->phase != S_RUNNING || d->epoch != st->req.epoch) return;
+        // the server ends an epoch when every batch is acked, and this client
+        // acks what it received: an end before that would stall the stream
+        uint32_t have = 0;
+        for (uint32_t k = 0; k < st->plan.n_batches; k++) have += st->have[k];
+        if (d->n_batches != st->plan.n_batches || have != st->plan.n_batches) {
+            s_reject(self, "EpochDone before every batch of the epoch arrived");
+            return;
+        }
         st->stats.done = true;
         st->stats.bad_files = d->bad_files;
         return;
@@ -508,6 +541,12 @@ int augment_client_start(augment_client_t *self, const augment_stream_request_t 
         errno = EINVAL;
         return -1;
     }
+    // the labels and sample indices of every batch are checked against the
+    // dataset description: have it first
+    uint32_t nc;
+    const char *const *names;
+    int64_t end = nf_now_ms() + timeout_ms;
+    if (augment_client_dataset(self, &nc, &names, NULL, NULL, timeout_ms) != 0) return -1;
     s_stream_t *st = s_stream(self, req->stream);
     if (!st) {
         self->streams = nf_xrealloc(self->streams, (self->n_streams + 1) * sizeof *self->streams);
@@ -523,7 +562,6 @@ int augment_client_start(augment_client_t *self, const augment_stream_request_t 
         errno = EPIPE;
         return -1;
     }
-    int64_t end = nf_now_ms() + timeout_ms;
     while (st->phase == S_WAIT_PLAN) {
         int64_t left = end - nf_now_ms();
         if (self->stopping) {

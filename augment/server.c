@@ -27,9 +27,16 @@ enum {
     S_CACHE = 6,              // augment contexts kept for reuse
     S_MAX_BS = 4096,
     S_MAX_SIZE = 4096,
-    S_MAX_PRESIZE = 8192,
+    // the loader coordinator's limit: a larger presize was forwarded, refused
+    // there without an answer, and this loop waited S_START_TIMEOUT_MS for the
+    // plan and then exited as if the coordinator were lost
+    S_MAX_PRESIZE = 4096,
+    S_MAX_STREAMS_PER_PEER = 32,  // one client cannot take every stream slot
     S_START_TIMEOUT_MS = 60000,
 };
+// Largest raw (uint8) batch asked of the loader: the consumer's sink limit,
+// checked before a context (whose scratch grows with the presize) is made.
+#define S_MAX_RAW_BYTES ((uint64_t)1 << 30)
 
 typedef struct {
     bool live;
@@ -127,7 +134,7 @@ augment_server_t *augment_server_new(const augment_server_config_t *cfg)
     loader_consumer_config_t lc = {.coordinator = cfg->coordinator, .sink = cfg->sink,
                                    .job = cfg->job, .heartbeat_ms = cfg->heartbeat_ms,
                                    .timeout_ms = cfg->coordinator_timeout_ms,
-                                   .zmq_ctx = self->ctx,
+                                   .zmq_ctx = self->ctx, .max_batch_bytes = S_MAX_RAW_BYTES,
                                    .curve = cfg->curve_loader ? cfg->curve : NULL};
     self->con = loader_consumer_new(&lc);
     if (!self->con) {
@@ -360,6 +367,8 @@ static const char *s_check_request(const augment_server_t *self, const Nf__Tenso
     size_t elem = r->has_dtype && r->dtype == NF__DTYPE__DTYPE_BF16 ? 2 : 4;
     uint64_t bytes = (uint64_t)r->batch_size * r->size * r->size * 3 * elem;
     if (bytes > self->cfg.max_batch_bytes) return "a batch would exceed max_batch_bytes";
+    if ((uint64_t)r->batch_size * r->presize * r->presize * 3 > S_MAX_RAW_BYTES)
+        return "a raw batch at the presize would exceed the loader's 1 GiB";
     return NULL;
 }
 
@@ -379,6 +388,13 @@ static int s_on_stream_request(augment_server_t *self, int peer, const Nf__Tenso
     s_stream_t *st = s_stream_find(self, peer, r->stream);
     if (st) s_stream_free(self, st);
     else {
+        int held = 0;
+        for (int i = 0; i < S_MAX_STREAMS; i++)
+            held += self->streams[i].live && self->streams[i].peer == peer;
+        if (held >= S_MAX_STREAMS_PER_PEER) {
+            s_reject(self, "too many streams for one client");
+            return 0;
+        }
         for (int i = 0; i < S_MAX_STREAMS && !st; i++)
             if (!self->streams[i].live) st = &self->streams[i];
         if (!st) {
@@ -522,10 +538,23 @@ static void s_send_epoch_done(augment_server_t *self, s_stream_t *st)
     (void)s_send(self, peer, &env, NULL);
 }
 
+// A client's name for logs: its heartbeat's sender, printable ASCII only.
+static void s_peer_name(char *dst, size_t cap, const char *sender)
+{
+    size_t i = 0;
+    for (; sender[i] && i + 1 < cap; i++)
+        dst[i] = sender[i] >= 0x20 && sender[i] < 0x7F ? sender[i] : '?';
+    dst[i] = 0;
+}
+
 static int s_on_client(augment_server_t *self, nf_wire_msg_t *m, int64_t now)
 {
     Nf__Envelope *env = m->env;
-    int peer = s_peer_find(self, &m->peer, true, now);
+    // any message of a new routing id is its hello (a restarted server learns
+    // its clients from their credits and heartbeats), but a goodbye
+    bool hello = env->body_case != NF__ENVELOPE__BODY_CONTROL;
+    int peer = s_peer_find(self, &m->peer, hello, now);
+    if (peer < 0 && !hello) return 0;
     if (peer < 0) {
         s_reject(self, "too many clients");
         return 0;
@@ -562,8 +591,8 @@ static int s_on_client(augment_server_t *self, nf_wire_msg_t *m, int64_t now)
     }
     case NF__ENVELOPE__BODY_HEARTBEAT:
         if (env->heartbeat->sender && env->heartbeat->sender[0])
-            snprintf(self->peers[peer].name, sizeof self->peers[peer].name, "%s",
-                     env->heartbeat->sender);
+            s_peer_name(self->peers[peer].name, sizeof self->peers[peer].name,
+                        env->heartbeat->sender);
         return 0;
     case NF__ENVELOPE__BODY_CONTROL:
         if (env->control->cmd == NF__COMMAND__CMD_STOP) s_peer_drop(self, peer, "said goodbye");

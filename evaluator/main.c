@@ -16,6 +16,7 @@
 #include "client.h"
 #include "curve_opts.h"
 #include "eval.h"
+#include "follow.h"
 #include "fsutil.h"
 #include "log.h"
 #include "timeutil.h"
@@ -211,12 +212,6 @@ static void s_print_result(const char *ckpt, const eval_result_t *r, bool json, 
 // follow a trainer
 
 typedef struct {
-    char path[1024];
-    uint32_t epoch, size, presize, bs;
-    bool final;
-} s_ann_t;
-
-typedef struct {
     void *dealer;
     const char *job;
     const char *ckpt;
@@ -271,9 +266,8 @@ static int s_follow(const s_opts_t *o, eval_t *ev, void *zctx, nf_curve_t *curve
                            .bodies = NF_WIRE_BODY(NF__ENVELOPE__BODY_CHECKPOINT_ANNOUNCE) |
                                      NF_WIRE_BODY(NF__ENVELOPE__BODY_CONTROL)};
     nf_wire_stats_t st = {0};
-    s_ann_t *queue = NULL;
-    int n_queue = 0, head = 0, rc = 0;
-    uint32_t done_epoch = 0;
+    eval_follow_t *fol = eval_follow_new(NULL);
+    int rc = 0;
     int64_t last_hb = 0;
     bool stop = false;
     nf_log_info("evaluator: following %s", o->follow);
@@ -291,7 +285,7 @@ static int s_follow(const s_opts_t *o, eval_t *ev, void *zctx, nf_curve_t *curve
         }
         zmq_pollitem_t items[2] = {{.socket = dealer, .events = ZMQ_POLLIN},
                                    {.fd = nf_signals_fd(sig), .events = ZMQ_POLLIN}};
-        if (zmq_poll(items, 2, head < n_queue ? 0 : 500) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, 2, eval_follow_pending(fol) ? 0 : 500) < 0 && zmq_errno() != EINTR) {
             nf_log_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
             rc = 1;
             break;
@@ -313,24 +307,21 @@ static int s_follow(const s_opts_t *o, eval_t *ev, void *zctx, nf_curve_t *curve
                     stop = true;
                 }
             } else {
-                const Nf__CheckpointAnnounce *a = m.env->checkpoint_announce;
-                bool seen = a->epoch <= done_epoch;
-                for (int i = head; i < n_queue; i++) seen |= queue[i].epoch == a->epoch;
-                if (!seen && strlen(a->path) < sizeof queue->path) {
-                    queue = nf_xrealloc(queue, (size_t)(n_queue + 1) * sizeof *queue);
-                    s_ann_t *q = &queue[n_queue++];
-                    snprintf(q->path, sizeof q->path, "%s", a->path);
-                    q->epoch = a->epoch;
-                    q->size = a->has_size ? a->size : 0;
-                    q->presize = a->has_presize ? a->presize : 0;
-                    q->bs = a->has_batch_size ? a->batch_size : 0;
-                    q->final = a->has_is_final && a->is_final;
+                const char *why = NULL;
+                if (eval_follow_offer(fol, m.env->checkpoint_announce, &why) < 0) {
+                    nf_wire_stats_drop(&st, NF_WIRE_DROP_FIELD);
+                    nf_log_warn("evaluator: dropped a checkpoint announcement: %s", why);
                 }
             }
             nf_wire_msg_close(&m);
         }
-        if (stop || head == n_queue) continue;
-        s_ann_t *q = &queue[head++];
+        const eval_follow_item_t *q = stop ? NULL : eval_follow_next(fol);
+        if (!q) continue;
+        char err[1200];
+        if (eval_follow_file_ok(fol, q->path, err, sizeof err) != 0) {
+            nf_log_warn("evaluator: not evaluating an announced checkpoint: %s", err);
+            continue;
+        }
         eval_job_t job = {.checkpoint = q->path, .size = q->size, .presize = q->presize,
                           .batch_size = q->bs, .tta = q->final ? o->tta : 0, .tta_n = o->tta_n,
                           .tta_beta = o->tta_beta};
@@ -344,11 +335,11 @@ static int s_follow(const s_opts_t *o, eval_t *ev, void *zctx, nf_curve_t *curve
             nf_log_warn("evaluator: could not evaluate %s (skipped)", q->path);
             continue;
         }
-        done_epoch = q->epoch;
+        eval_follow_done(fol, q->epoch);
         s_print_result(q->path, &r, o->json, true);
         if (r.has_tta) s_send_result(&rp, &r, true);
     }
-    free(queue);
+    eval_follow_destroy(&fol);
     nf_zmq_close(&dealer);
     return rc;
 }

@@ -3,7 +3,8 @@
  * by `./run.sh fuzz` and by the replay tests' setup):
  *   fuzz_seeds OUTDIR [--data IMAGENETTE]
  * OUTDIR/<target>/<name> for wire, coordinator, consumer, worker,
- * safetensors, jpeg and pack: valid messages of every body and realistic message
+ * augment_server, augment_client, announce, eval_announce, safetensors, jpeg
+ * and pack: valid messages of every body and realistic message
  * sequences (a worker joining, an epoch requested, credited, acked), corrupt
  * variants of them, safetensors files of every dtype and broken ones, JPEGs
  * of every colour kind and every bad kind the loader knows, and with --data
@@ -310,6 +311,262 @@ static void s_messages(void)
 }
 
 // ---------------------------------------------------------------------------
+// the end-to-end stages' sockets: augment server and client, announce, follow
+
+static Nf__TensorStreamRequest s_tsr(uint32_t stream, Nf__Split split, Nf__AugMode mode)
+{
+    static float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    Nf__TensorStreamRequest r = NF__TENSOR_STREAM_REQUEST__INIT;
+    r.stream = stream;
+    r.split = split;
+    r.mode = mode;
+    r.batch_size = 4;
+    r.size = 16;
+    r.presize = 24;
+    r.credits = 2;
+    r.n_norm_mean = r.n_norm_std = 3;
+    r.norm_mean = mean;
+    r.norm_std = std;
+    r.has_seed = true;
+    r.seed = 5;
+    return r;
+}
+
+static void s_augment_server(void)
+{
+    Nf__TensorStreamRequest tr = s_tsr(1, NF__SPLIT__SPLIT_TRAIN, NF__AUG_MODE__AUG_TRAIN);
+    tr.has_mixup_alpha = true;
+    tr.mixup_alpha = 0.4f;
+    Nf__Credit cr = NF__CREDIT__INIT;
+    cr.stream = 1;
+    cr.n = 1;
+    Nf__Ack ack = NF__ACK__INIT;
+    ack.stream = 1;
+    Nf__Heartbeat hb = NF__HEARTBEAT__INIT;
+    hb.wall_ms = 1700000000000;
+    hb.sender = "trainer";
+    Nf__Control ctl = NF__CONTROL__INIT;
+    ctl.cmd = NF__COMMAND__CMD_STOP;
+    Nf__DatasetInfoRequest dq = NF__DATASET_INFO_REQUEST__INIT;
+    FILE *f = s_open("augment_server", "train");
+    Nf__Envelope e = s_env(NF__ENVELOPE__BODY_HEARTBEAT, &hb);
+    fz_put(f, 0, &e, NULL, 0);
+    e = s_env(NF__ENVELOPE__BODY_DATASET_INFO_REQUEST, &dq);
+    fz_put(f, 0, &e, NULL, 0);
+    e = s_env(NF__ENVELOPE__BODY_TENSOR_STREAM_REQUEST, &tr);
+    fz_put(f, 0, &e, NULL, 0);
+    e = s_env(NF__ENVELOPE__BODY_CREDIT, &cr);
+    fz_put(f, 0, &e, NULL, 0);
+    for (ack.seq = 0; ack.seq < 3; ack.seq++) {
+        e = s_env(NF__ENVELOPE__BODY_ACK, &ack);
+        fz_put(f, 0, &e, NULL, 0);
+    }
+    e = s_env(NF__ENVELOPE__BODY_CONTROL, &ctl);
+    fz_put(f, 0, &e, NULL, 0);
+    s_close(f);
+
+    // a valid stream re-requested with the seqs held, cut short; TTA; bf16 reference
+    static uint32_t have[2] = {0, 1};
+    Nf__TensorStreamRequest vr = s_tsr(2, NF__SPLIT__SPLIT_VALID, NF__AUG_MODE__AUG_VALID);
+    vr.n_have = 2;
+    vr.have = have;
+    vr.has_max_batches = true;
+    vr.max_batches = 2;
+    Nf__TensorStreamRequest tta = s_tsr(3, NF__SPLIT__SPLIT_VALID, NF__AUG_MODE__AUG_TTA);
+    tta.has_pass = true;
+    tta.pass = 2;
+    tta.has_dtype = true;
+    tta.dtype = NF__DTYPE__DTYPE_BF16;
+    tta.has_resample = true;
+    tta.resample = NF__RESAMPLE__RESAMPLE_REFERENCE;
+    f = s_open("augment_server", "resume-tta");
+    e = s_env(NF__ENVELOPE__BODY_TENSOR_STREAM_REQUEST, &vr);
+    fz_put(f, 0, &e, NULL, 0);
+    e = s_env(NF__ENVELOPE__BODY_TENSOR_STREAM_REQUEST, &tta);
+    fz_put(f, 0, &e, NULL, 0);
+    ack.stream = 2;
+    ack.seq = 1;
+    e = s_env(NF__ENVELOPE__BODY_ACK, &ack);
+    fz_put(f, 0, &e, NULL, 0);
+    s_close(f);
+
+    // out of range: presize over the loader's, a raw batch over 1 GiB, NaN statistics
+    Nf__TensorStreamRequest big = s_tsr(4, NF__SPLIT__SPLIT_VALID, NF__AUG_MODE__AUG_VALID);
+    big.presize = 5000;
+    Nf__TensorStreamRequest raw = s_tsr(5, NF__SPLIT__SPLIT_VALID, NF__AUG_MODE__AUG_VALID);
+    raw.batch_size = 4096;
+    raw.size = 2;
+    raw.presize = 4096;
+    f = s_open("augment_server", "out-of-range");
+    e = s_env(NF__ENVELOPE__BODY_TENSOR_STREAM_REQUEST, &big);
+    fz_put(f, 0, &e, NULL, 0);
+    e = s_env(NF__ENVELOPE__BODY_TENSOR_STREAM_REQUEST, &raw);
+    fz_put(f, 0, &e, NULL, 0);
+    cr.n = 1000;
+    e = s_env(NF__ENVELOPE__BODY_CREDIT, &cr);
+    fz_put(f, 0, &e, NULL, 0);
+    s_close(f);
+}
+
+// augment_client: header, then what a server sends after the plan
+static void s_client_seed(const char *name, uint8_t flags, uint32_t n_items, bool ipc)
+{
+    enum { BS = 4, SIDE = 2 };
+    static const uint32_t n_train = 8, n_valid = 6;
+    uint8_t head[6] = {BS - 1, SIDE - 2, 2, (uint8_t)n_train, (uint8_t)n_valid, flags};
+    bool train = flags & 1, bf16 = flags & 2, norm = flags & 4, mix = flags & 8;
+    FILE *f = s_open("augment_client", name);
+    NF_CHECK(fwrite(head, 1, sizeof head, f) == sizeof head, "write");
+    static uint8_t px[BS * SIDE * SIDE * 3 * 4];
+    static float mean[3] = {0.5f, 0.5f, 0.5f}, std[3] = {0.25f, 0.25f, 0.25f};
+    static float w[BS] = {0.9f, 0.6f, 0.7f, 1.0f};
+    static int32_t lab[BS] = {0, 1, 2, 0}, partner[BS] = {1, 2, 0, 0};
+    uint32_t idx[BS];
+    uint32_t batches = (n_items + BS - 1) / BS;
+    for (uint32_t seq = 0; seq < batches; seq++) {
+        uint32_t n = n_items - seq * BS < BS ? n_items - seq * BS : BS;
+        for (uint32_t i = 0; i < n; i++) idx[i] = (train ? 0 : n_train) + seq * BS + i;
+        Nf__TensorBatch b = NF__TENSOR_BATCH__INIT;
+        b.stream = 7;
+        b.epoch = 3;
+        b.seq = seq;
+        b.split = train ? NF__SPLIT__SPLIT_TRAIN : NF__SPLIT__SPLIT_VALID;
+        b.n = n;
+        b.h = b.w = SIDE;
+        b.c = 3;
+        b.dtype = bf16 ? NF__DTYPE__DTYPE_BF16 : NF__DTYPE__DTYPE_F32;
+        b.layout = NF__LAYOUT__LAYOUT_NHWC;
+        b.n_labels = b.n_indices = n;
+        b.labels = lab;
+        b.indices = idx;
+        if (mix) {
+            b.n_partner_labels = b.n_mix_weights = n;
+            b.partner_labels = partner;
+            b.mix_weights = w;
+        }
+        if (norm) {
+            b.n_norm_mean = b.n_norm_std = 3;
+            b.norm_mean = mean;
+            b.norm_std = std;
+        }
+        b.payload_bytes = (uint64_t)n * SIDE * SIDE * 3 * (bf16 ? 2 : 4);
+        b.has_pass = true;
+        Nf__Envelope e = s_env(NF__ENVELOPE__BODY_TENSOR_BATCH, &b);
+        if (seq == 0 && ipc) {  // a CUDA IPC handle instead of the payload (aborted the client)
+            static uint8_t handle[64] = {1};
+            Nf__TensorBatch hb = b;
+            hb.has_cuda_ipc_handle = true;
+            hb.cuda_ipc_handle.len = sizeof handle;
+            hb.cuda_ipc_handle.data = handle;
+            Nf__Envelope he = s_env(NF__ENVELOPE__BODY_TENSOR_BATCH, &hb);
+            fz_put(f, 0, &he, NULL, 0);
+        }
+        fz_put(f, FZ_PAYLOAD, &e, px, (size_t)b.payload_bytes);
+        if (seq == 0) fz_put(f, FZ_PAYLOAD, &e, px, (size_t)b.payload_bytes);  // a duplicate
+    }
+    Nf__Heartbeat hb = NF__HEARTBEAT__INIT;
+    hb.sender = "augment:host:1:2";
+    Nf__Envelope e = s_env(NF__ENVELOPE__BODY_HEARTBEAT, &hb);
+    fz_put(f, 0, &e, NULL, 0);
+    Nf__EpochPlan p = NF__EPOCH_PLAN__INIT;
+    p.stream = 7;
+    p.epoch = 3;
+    p.split = train ? NF__SPLIT__SPLIT_TRAIN : NF__SPLIT__SPLIT_VALID;
+    p.n_samples = n_items;
+    p.n_batches = batches;
+    p.batch_size = BS;
+    e = s_env(NF__ENVELOPE__BODY_EPOCH_PLAN, &p);
+    fz_put(f, 0, &e, NULL, 0);
+    Nf__EpochDone d = NF__EPOCH_DONE__INIT;
+    d.stream = 7;
+    d.epoch = 3;
+    d.n_batches = batches;
+    d.n_samples = n_items;
+    e = s_env(NF__ENVELOPE__BODY_EPOCH_DONE, &d);
+    fz_put(f, 0, &e, NULL, 0);
+    Nf__Control ctl = NF__CONTROL__INIT;
+    ctl.cmd = NF__COMMAND__CMD_STOP;
+    ctl.reason = "augment stopping";
+    e = s_env(NF__ENVELOPE__BODY_CONTROL, &ctl);
+    fz_put(f, 0, &e, NULL, 0);
+    s_close(f);
+}
+
+static void s_announce(void)
+{
+    static const char *const paths[3] = {"run/checkpoints/ckpt-0000000010.safetensors",
+                                         "run/checkpoints/ckpt-0000000020.safetensors",
+                                         "run/checkpoints/ckpt-0000000030.safetensors"};
+    Nf__Heartbeat hb = NF__HEARTBEAT__INIT;
+    hb.sender = "evaluator";
+    FILE *f = s_open("announce", "results");
+    Nf__Envelope e = s_env(NF__ENVELOPE__BODY_HEARTBEAT, &hb);
+    fz_put(f, 0, &e, NULL, 0);
+    for (uint32_t ep = 1; ep <= 4; ep++) {
+        Nf__EvalResult r = NF__EVAL_RESULT__INIT;
+        r.checkpoint = (char *)paths[(ep - 1) % 3];
+        r.epoch = ep;
+        r.valid_loss = 1.0 / ep;
+        r.accuracy = 0.2 * ep;
+        r.n_samples = 100;
+        r.has_bad_files = r.has_wall_s = true;
+        r.wall_s = 1.5;
+        e = s_env(NF__ENVELOPE__BODY_EVAL_RESULT, &r);
+        fz_put(f, 0, &e, NULL, 0);
+        if (ep == 3) {
+            r.has_tta_accuracy = r.has_tta_loss = true;
+            r.tta_accuracy = 0.7;
+            r.tta_loss = 0.8;
+            fz_put(f, 0, &e, NULL, 0);
+        }
+    }
+    Nf__Control ctl = NF__CONTROL__INIT;
+    ctl.cmd = NF__COMMAND__CMD_STOP;
+    e = s_env(NF__ENVELOPE__BODY_CONTROL, &ctl);
+    fz_put(f, 0, &e, NULL, 0);
+    s_close(f);
+}
+
+static void s_eval_announce(void)
+{
+    static const char *const paths[5] = {"ckpt.safetensors", "fifo.safetensors",
+                                         "dir.safetensors", "big.safetensors", "missing.safetensors"};
+    FILE *f = s_open("eval_announce", "announcements");
+    for (uint32_t ep = 1; ep <= 6; ep++) {
+        Nf__CheckpointAnnounce a = NF__CHECKPOINT_ANNOUNCE__INIT;
+        a.path = (char *)paths[(ep - 1) % 5];
+        a.epoch = ep == 6 ? 1 : ep;  // a replay of epoch 1
+        a.step = 10 * ep;
+        a.arch = "xresnet18";
+        a.has_is_final = true;
+        a.is_final = ep == 5;
+        a.has_size = a.has_presize = a.has_batch_size = true;
+        a.size = 32;
+        a.presize = 40;
+        a.batch_size = 8;
+        Nf__Envelope e = s_env(NF__ENVELOPE__BODY_CHECKPOINT_ANNOUNCE, &a);
+        fz_put(f, FZ_SECOND, &e, NULL, 0);
+    }
+    Nf__Control ctl = NF__CONTROL__INIT;
+    ctl.cmd = NF__COMMAND__CMD_STOP;
+    ctl.reason = "training finished";
+    Nf__Envelope e = s_env(NF__ENVELOPE__BODY_CONTROL, &ctl);
+    fz_put(f, 0, &e, NULL, 0);
+    s_close(f);
+}
+
+static void s_stages(void)
+{
+    s_augment_server();
+    s_client_seed("valid", 4, 6, false);
+    s_client_seed("train-mixup", 1 | 4 | 8, 8, false);
+    s_client_seed("valid-bf16", 2, 6, false);
+    s_client_seed("cuda-ipc", 4, 6, true);
+    s_announce();
+    s_eval_announce();
+}
+
+// ---------------------------------------------------------------------------
 // files
 
 static void s_safetensors(void)
@@ -445,6 +702,7 @@ int main(int argc, char **argv)
     snprintf(s_out, sizeof s_out, "%s", argv[1]);
     NF_CHECK(nf_mkdir_p(s_out) == 0, "mkdir %s", s_out);
     s_messages();
+    s_stages();
     s_safetensors();
     s_jpegs(argc == 4 ? argv[3] : NULL);
     s_pack();

@@ -175,8 +175,8 @@ void announce_checkpoint(announce_t *self, const announce_checkpoint_t *c)
         if (self->peers[i].live) s_send_ann(self, i, &a->c);
 }
 
-// The peer of a routing id, added (and sent the history) when new.
-static int s_peer(announce_t *self, const nf_wire_peer_t *id)
+// The peer of a routing id, added (and sent the history) when new and add is set.
+static int s_peer(announce_t *self, const nf_wire_peer_t *id, bool add)
 {
     int free_slot = -1;
     for (int i = 0; i < S_MAX_PEERS; i++) {
@@ -184,7 +184,7 @@ static int s_peer(announce_t *self, const nf_wire_peer_t *id)
         if (p->live && p->id.len == id->len && memcmp(p->id.id, id->id, id->len) == 0) return i;
         if (!p->live && free_slot < 0) free_slot = i;
     }
-    if (free_slot < 0) return -1;
+    if (!add || free_slot < 0) return -1;
     self->peers[free_slot] = (s_peer_t){.live = true, .id = *id, .last_rx = nf_now_ms()};
     int sent = 0;
     for (int i = 0; i < self->n_anns; i++)
@@ -205,6 +205,29 @@ void announce_reported(announce_t *self, uint32_t epoch)
 {
     for (int i = 0; self && i < self->n_anns; i++)
         if (self->anns[i].c.epoch == epoch) self->anns[i].reported = true;
+}
+
+// Checks an evaluator's result against what was announced. NULL when fine,
+// else the reason. Losses may be NaN or infinite (a diverged model evaluates
+// to that, and the table says so) but never negative.
+static const char *s_check_result(const announce_t *self, const Nf__EvalResult *r)
+{
+    const s_ann_t *a = NULL;
+    for (int i = self->n_anns - 1; i >= 0 && !a; i--)  // the latest of an epoch
+        if (self->anns[i].c.epoch == r->epoch) a = &self->anns[i];
+    if (!a) return "the result of a checkpoint never announced";
+    if (strcmp(r->checkpoint, a->c.path) != 0) return "the result names another checkpoint";
+    if (r->valid_loss < 0.0 || !(r->accuracy >= 0.0 && r->accuracy <= 1.0))
+        return "valid_loss negative or accuracy outside [0, 1]";
+    if (r->has_tta_accuracy || r->has_tta_loss) {
+        if (!a->c.is_final) return "TTA for a checkpoint that is not the final one";
+        if (!r->has_tta_accuracy || !(r->tta_accuracy >= 0.0 && r->tta_accuracy <= 1.0) ||
+            (r->has_tta_loss && r->tta_loss < 0.0))
+            return "TTA accuracy outside [0, 1] or loss negative";
+    }
+    if (r->n_samples == 0) return "a result over no samples";
+    if (r->has_wall_s && !(r->wall_s >= 0.0 && r->wall_s < 1e9)) return "wall_s out of range";
+    return NULL;
 }
 
 // Monitor events: two frames, (u16 event, u32 value) and the endpoint.
@@ -249,10 +272,18 @@ int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int 
         int got = nf_wire_recv(self->router, &self->ex, &m, &self->st, ZMQ_DONTWAIT);
         if (got < 0) break;
         if (got == 0) continue;
-        int peer = s_peer(self, &m.peer);
-        if (peer >= 0) self->peers[peer].last_rx = nf_now_ms();
         const Nf__Envelope *env = m.env;
-        if (env->body_case == NF__ENVELOPE__BODY_EVAL_RESULT) {
+        // any message of a new evaluator is its hello, but a goodbye
+        int peer = s_peer(self, &m.peer, env->body_case != NF__ENVELOPE__BODY_CONTROL);
+        if (peer >= 0) self->peers[peer].last_rx = nf_now_ms();
+        const char *why = NULL;
+        if (env->body_case == NF__ENVELOPE__BODY_EVAL_RESULT)
+            why = peer < 0 ? "a result from an evaluator without a slot (too many)"
+                           : s_check_result(self, env->eval_result);
+        if (why) {
+            nf_wire_stats_drop(&self->st, NF_WIRE_DROP_FIELD);
+            nf_log_warn("announce: dropped an evaluator's result: %s", why);
+        } else if (env->body_case == NF__ENVELOPE__BODY_EVAL_RESULT) {
             const Nf__EvalResult *r = env->eval_result;
             announce_result_t *o = &out[n++];
             memset(o, 0, sizeof *o);
@@ -275,6 +306,8 @@ int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int 
     }
     return n;
 }
+
+void announce_wire_stats(const announce_t *self, nf_wire_stats_t *out) { *out = self->st; }
 
 int announce_evaluators(const announce_t *self)
 {

@@ -12,6 +12,9 @@
  * and a second one with the TTA fields for the final checkpoint). At the end
  * the trainer tells them Control{STOP}. Several evaluators may follow one
  * run (another terminal, another machine over tcp://); each gets everything.
+ * A result is taken only for an epoch announced, naming that checkpoint
+ * (TTA only for the final one), with accuracies in [0, 1] and losses not
+ * negative (NaN and infinity are a diverged model's honest results).
  *
  * The trainer services this socket between training steps; nothing here
  * blocks longer than the timeout given. Security: plain text only on local
@@ -21,6 +24,7 @@
 #define NF_TRAINER_ANNOUNCE_H
 
 #include "curve.h"
+#include "wire.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,6 +76,10 @@ void announce_reported(announce_t *self, uint32_t epoch);
 // Services the socket for up to timeout_ms; results received are written to
 // out (at most max). Returns their number.
 int announce_poll(announce_t *self, int timeout_ms, announce_result_t *out, int max);
+// What the ROUTER dropped, by reason; NF_WIRE_DROP_FIELD counts results that
+// did not match an announcement (epoch, checkpoint path, final for TTA) or
+// whose numbers are out of range (accuracy outside [0, 1], a negative loss).
+void announce_wire_stats(const announce_t *self, nf_wire_stats_t *out);
 // Evaluators heard from within the last 30 s.
 int announce_evaluators(const announce_t *self);
 

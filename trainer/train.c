@@ -658,10 +658,19 @@ static int s_setup(s_run_t *run)
     NF_CHECK(run->zctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     nf_curve_role_t role = s_curve_role(run->o.lr_find);
     if (nf_curve_opts_open(&run->o.curve, &role, run->zctx, &run->curve) != 0) return -1;
+    // the largest tensor batch this run asks for (f32, every phase) bounds
+    // what its socket takes from augment
+    uint64_t most = 0;
+    for (int i = 0; i < r->n_phases; i++) {
+        const recipe_phase_t *ph = &r->phases[i];
+        uint64_t bytes = (uint64_t)ph->bs * (uint64_t)ph->size * (uint64_t)ph->size * 3 * 4;
+        if (bytes > most) most = bytes;
+    }
     augment_client_config_t cc = {.endpoint = run->o.augment, .job = run->o.job,
                                   .name = run->o.lr_find ? "lr-find" : "trainer",
                                   .stop_fd = nf_signals_fd(run->sig), .zmq_ctx = run->zctx,
-                                  .curve = run->o.curve.server ? run->curve : NULL};
+                                  .curve = run->o.curve.server ? run->curve : NULL,
+                                  .max_batch_bytes = most};
     run->cl = augment_client_new(&cc);
     if (!run->cl) return -1;
     if (!run->o.lr_find) {
