@@ -116,7 +116,10 @@ STEPS="$WORK/steps.tsv"
 BUDGET="${NF_CHECK_BUDGET_S:-420}"      # no step starts after this many seconds
 DEADLINE="${NF_CHECK_DEADLINE_S:-480}"  # and every step is stopped by this one
 T_START=$(date +%s)
-trap 'rm -rf "$WORK"' EXIT
+# Only this shell removes WORK: a subshell forked from it (a step, a watchdog)
+# starts with this EXIT trap and bash's handler that runs it on SIGTERM, so a
+# watchdog stopped right after its fork would otherwise remove WORK (seen under load).
+trap 'if [ "$BASHPID" = "$$" ]; then rm -rf "$WORK"; fi' EXIT
 if [ "$MODE" = dry ]; then
   BUILD="${BUILD:-${NF_BUILD_DIR:-$ROOT/build}}"
 else
