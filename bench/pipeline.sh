@@ -42,7 +42,9 @@ for split in train val; do
   for c in "$DATA/$split"/*/; do
     c="$(basename "$c")"
     mkdir -p "$TMP/sub/$split/$c"
-    ls "$DATA/$split/$c" | sort | head -n "$n" | while read -r f; do ln -s "$DATA/$split/$c/$f" "$TMP/sub/$split/$c/$f"; done
+    # (no `| head` under pipefail: the listing's writer dies of SIGPIPE and ends the script)
+    mapfile -t files < <(ls "$DATA/$split/$c" | sort)
+    for f in "${files[@]:0:$n}"; do ln -s "$DATA/$split/$c/$f" "$TMP/sub/$split/$c/$f"; done
   done
 done
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
