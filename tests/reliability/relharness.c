@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 extern char **environ;
 
@@ -163,6 +164,26 @@ void rh_allow(const char *dir, const char *pub)
     snprintf(dst, sizeof dst, "%s%s", dir, name ? name : "/key.key");
     NF_CHECK(t && nf_write_file_atomic(dst, t, len) == 0, "allow %s", pub);
     free(t);
+}
+
+rh_side_t rh_side(const char *secret, const char *server_file, const char *allow)
+{
+    rh_side_t s = {.ctx = zmq_ctx_new()};
+    NF_CHECK(s.ctx, "zmq_ctx_new");
+    if (secret) {
+        char err[512];
+        nf_curve_config_t cc = {.zmq_ctx = s.ctx, .secret_file = secret,
+                                .server_file = server_file, .allow = allow};
+        s.curve = nf_curve_new(&cc, err, sizeof err);
+        NF_CHECK(s.curve, "keys %s: %s", secret, err);
+    }
+    return s;
+}
+
+void rh_side_close(rh_side_t *s)
+{
+    nf_curve_destroy(&s->curve);
+    NF_CHECK(zmq_ctx_term(s->ctx) == 0, "zmq_ctx_term");
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@
  *               under the test's tmpdir and a clean signal mask; rh_stop(),
  *               rh_reap(), rh_signal(), rh_log_line() (wait for a line such as
  *               the coordinator's endpoint), rh_log_find().
- *   keys        rh_keys(), rh_allow(): CURVE key pairs and allow-list folders.
+ *   keys        rh_keys(), rh_allow(): CURVE key pairs and allow-list folders;
+ *               rh_side(): a context with a key set, for clients and servers in tests.
  *   faults      rh_chaos_run(): at random gaps (seeded), SIGKILL a random
  *               victim and start its replacement, or SIGSTOP it and SIGCONT it
  *               later, until a condition holds. Victims are any processes
@@ -76,6 +77,14 @@ const char *rh_bin(const char *name);
 void rh_keys(const char *dir, const char *name, char *sec, char *pub, size_t len);
 // Copies the public certificate pub into the allow-list folder dir (made when missing).
 void rh_allow(const char *dir, const char *pub);
+// A ZeroMQ context and, when secret is given, a CURVE key set in it (the
+// server's public key for a client, an allow-list for a server; either NULL).
+typedef struct {
+    void *ctx;
+    struct nf_curve_t *curve;  // NULL = plain text
+} rh_side_t;
+rh_side_t rh_side(const char *secret, const char *server_file, const char *allow);
+void rh_side_close(rh_side_t *s);
 
 // ---------------------------------------------------------------------------
 // datasets

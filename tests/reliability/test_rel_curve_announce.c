@@ -14,6 +14,7 @@
 #include "curve.h"
 #include "fsutil.h"
 #include "log.h"
+#include "relharness.h"
 #include "testlib.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -33,51 +34,22 @@ typedef struct {
 static s_pair_t s_pair(const char *name)
 {
     s_pair_t p;
-    char base[600], err[512];
-    snprintf(base, sizeof base, "%s/%s", s_keydir, name);
-    snprintf(p.sec, sizeof p.sec, "%s.key_secret", base);
-    snprintf(p.pub, sizeof p.pub, "%s.key", base);
-    NF_CHECK(nf_curve_keygen(base, NULL, err, sizeof err) == 0, "%s", err);
+    rh_keys(s_keydir, name, p.sec, p.pub, sizeof p.sec);
     return p;
-}
-
-// A context and (secret != NULL) a key set.
-typedef struct {
-    void *ctx;
-    nf_curve_t *curve;
-} s_side_t;
-
-static s_side_t s_side(const char *secret, const char *allow)
-{
-    s_side_t s = {.ctx = zmq_ctx_new()};
-    NF_CHECK(s.ctx, "zmq_ctx_new");
-    if (secret) {
-        char err[512];
-        nf_curve_config_t cc = {.zmq_ctx = s.ctx, .secret_file = secret, .allow = allow};
-        s.curve = nf_curve_new(&cc, err, sizeof err);
-        NF_CHECK(s.curve, "keys: %s", err);
-    }
-    return s;
-}
-
-static void s_side_close(s_side_t *s)
-{
-    nf_curve_destroy(&s->curve);
-    NF_CHECK(zmq_ctx_term(s->ctx) == 0, "zmq_ctx_term");
 }
 
 // ---------------------------------------------------------------------------
 // 1. with keys
 
 typedef struct {
-    s_side_t side;
+    rh_side_t side;
     void *sock;
 } s_follower_t;
 
 // An evaluator-like DEALER: one connection attempt (refusals count exactly).
 static s_follower_t s_follower(const char *ep, const char *secret, const char *server_pub)
 {
-    s_follower_t f = {.side = s_side(secret, NULL)};
+    s_follower_t f = {.side = rh_side(secret, NULL, NULL)};
     nf_zmq_socket_config_t dc = {.type = ZMQ_DEALER, .sndhwm = 100, .rcvhwm = 100};
     f.sock = nf_zmq_socket_new(f.side.ctx, &dc);
     int never = -1;
@@ -94,7 +66,7 @@ static s_follower_t s_follower(const char *ep, const char *secret, const char *s
 static void s_follower_close(s_follower_t *f)
 {
     nf_zmq_close(&f->sock);
-    s_side_close(&f->side);
+    rh_side_close(&f->side);
 }
 
 static void s_send_body(void *sock, Nf__Envelope *env)
@@ -151,7 +123,7 @@ static void test_announce(void)
     snprintf(ckpt, sizeof ckpt, "%s/epoch-1.safetensors", t_tmpdir());
     NF_CHECK(nf_write_file_atomic(ckpt, "x", 1) == 0, "checkpoint file");
 
-    s_side_t trainer = s_side(tr.sec, ev.pub);  // allow-list: a file with the evaluator's key
+    rh_side_t trainer = rh_side(tr.sec, NULL, ev.pub);  // allow-list: a file with the evaluator's key
     nf_curve_t *curve = trainer.curve;
     char eps[700];
     snprintf(eps, sizeof eps, "ipc://%s/trainer.ipc,tcp://127.0.0.1:*", t_tmpdir());
@@ -159,7 +131,7 @@ static void test_announce(void)
     announce_t *ann = announce_new(&ac);
     T_CHECK(ann != NULL, "a CURVE announcement socket on %s", eps);
     if (!ann) {
-        s_side_close(&trainer);
+        rh_side_close(&trainer);
         return;
     }
     const char *tcp = strstr(announce_endpoint(ann), "tcp://");
@@ -223,7 +195,7 @@ static void test_announce(void)
            (unsigned long long)after.refused_plaintext, (unsigned long long)after.refused_crypto);
     s_follower_close(&ok);
     announce_destroy(&ann, "test over");
-    s_side_close(&trainer);
+    rh_side_close(&trainer);
 }
 
 // ---------------------------------------------------------------------------

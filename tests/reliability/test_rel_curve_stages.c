@@ -49,36 +49,11 @@ static unsigned long long s_field(const char *line, const char *before)
     return p ? strtoull(p + strlen(before), NULL, 10) : 0;
 }
 
-// A client's context and key set: secret NULL = plain text.
-typedef struct {
-    void *ctx;
-    nf_curve_t *curve;
-} s_side_t;
-
-static s_side_t s_side(const char *secret, const char *server_file)
-{
-    s_side_t s = {.ctx = zmq_ctx_new()};
-    NF_CHECK(s.ctx, "zmq_ctx_new");
-    if (secret) {
-        char err[512];
-        nf_curve_config_t cc = {.zmq_ctx = s.ctx, .secret_file = secret, .server_file = server_file};
-        s.curve = nf_curve_new(&cc, err, sizeof err);
-        NF_CHECK(s.curve, "client keys: %s", err);
-    }
-    return s;
-}
-
-static void s_side_close(s_side_t *s)
-{
-    nf_curve_destroy(&s->curve);
-    NF_CHECK(zmq_ctx_term(s->ctx) == 0, "zmq_ctx_term");
-}
-
 // ---------------------------------------------------------------------------
 // 1. augment serve
 
 // An augment client with the keys of side; -1 when the dataset does not come within ms.
-static int s_try_dataset(const char *ep, s_side_t *side, int ms, augment_client_t **out)
+static int s_try_dataset(const char *ep, rh_side_t *side, int ms, augment_client_t **out)
 {
     augment_client_config_t c = {.endpoint = ep, .name = "test", .heartbeat_ms = 100,
                                  .stop_fd = -1, .zmq_ctx = side->ctx, .curve = side->curve};
@@ -128,7 +103,7 @@ static void test_augment(void)
     sscanf(line, "augment %255s", aug_ep);
 
     // the allow-listed client: the dataset and a whole validation epoch
-    s_side_t ok = s_side(ev.sec, aug.pub);
+    rh_side_t ok = rh_side(ev.sec, aug.pub, NULL);
     augment_client_t *cl = NULL;
     T_CHECK(s_try_dataset(aug_ep, &ok, 30000, &cl) == 0, "the allowed client gets the dataset");
     augment_stream_request_t q = {.stream = 1, .split = 1, .mode = AUGMENT_MODE_VALID,
@@ -160,16 +135,16 @@ static void test_augment(void)
         {"a client trusting a wrong server key", ev.sec, co.pub, "does not decrypt"},
     };
     for (size_t i = 0; i < NF_ARRAY_LEN(bad); i++) {
-        s_side_t side = s_side(bad[i].secret, bad[i].server);
+        rh_side_t side = rh_side(bad[i].secret, bad[i].server, NULL);
         errno = 0;
         T_CHECK(s_try_dataset(aug_ep, &side, 1500, NULL) == -1 && errno == ETIMEDOUT,
                 "%s gets nothing", bad[i].what);
-        s_side_close(&side);
+        rh_side_close(&side);
         T_CHECK(rh_log_find(&paug, bad[i].log, line, sizeof line), "augment logs %s: '%s'",
                 bad[i].what, bad[i].log);
     }
     augment_client_destroy(&cl);
-    s_side_close(&ok);
+    rh_side_close(&ok);
     rh_stop(&paug);
     T_CHECK(rh_exit_code(&paug) == 0, "augment stopped cleanly (%d)", rh_exit_code(&paug));
     char curve[1024] = "", stats[1024] = "";
