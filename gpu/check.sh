@@ -111,7 +111,7 @@ OUTDIR="$(cd "$OUTDIR" && pwd)"
 WORK="$(mktemp -d /tmp/nfgpucheck.XXXXXX)"
 LOG="$OUTDIR/check.log"
 : >"$LOG"
-STEPS="$WORK/steps.tsv"
+STEPS="$OUTDIR/steps.tsv"   # beside the log: the record survives whatever happens to WORK
 : >"$STEPS"
 BUDGET="${NF_CHECK_BUDGET_S:-420}"      # no step starts after this many seconds
 DEADLINE="${NF_CHECK_DEADLINE_S:-480}"  # and every step is stopped by this one
@@ -143,6 +143,9 @@ step() {
   fi
   [ "$limit" -gt $((DEADLINE - elapsed)) ] && limit=$((DEADLINE - elapsed))
   log "== $name (limit ${limit} s)"
+  # WORK has been seen to vanish under heavy parallel load (cause not found:
+  # the EXIT-trap race fixed above was one): each step starts with it present
+  mkdir -p "$WORK"
   t0=$(date +%s.%N)
   # job control: the step runs in its own process group, so the watchdog can
   # stop it with everything it started (cmake, ctest, benchmarks)
