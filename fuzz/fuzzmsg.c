@@ -4,6 +4,8 @@
 #include "fuzzmsg.h"
 
 #include "check.h"
+#include "dataset.h"
+#include "fsutil.h"
 #include "jpegfix.h"
 #include "pack.h"
 
@@ -100,6 +102,24 @@ void fz_make_pack(const char *dir)
     loader_pack_config_t pc = {.src = src, .out = dir, .threads = 1, .shard_bytes = 4096};
     loader_pack_stats_t st;
     NF_CHECK(loader_pack_write(&pc, &st, err, sizeof err) == 0, "pack %s: %s", dir, err);
+}
+
+loader_dataset_t *fz_placeholder_dataset(const char *root, int n_classes, int n_train, int n_valid)
+{
+    char path[1024];
+    for (int split = 0; split < 2; split++)
+        for (int c = 0; c < n_classes; c++)
+            for (int i = 0; i < (split ? n_valid : n_train); i++) {
+                snprintf(path, sizeof path, "%s/%s/c%d", root, split ? "val" : "train", c);
+                NF_CHECK(nf_mkdir_p(path) == 0, "mkdir %s", path);
+                snprintf(path, sizeof path, "%s/%s/c%d/%d.jpg", root, split ? "val" : "train", c, i);
+                NF_CHECK(nf_write_file_atomic(path, "", 0) == 0, "file %s", path);
+            }
+    char err[256];
+    loader_dataset_config_t dc = {.root = root, .mode = LOADER_SPLIT_FOLDERS};
+    loader_dataset_t *ds = loader_dataset_new(&dc, err, sizeof err);
+    NF_CHECK(ds, "dataset: %s", err);
+    return ds;
 }
 
 static char s_dir[512];

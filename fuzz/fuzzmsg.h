@@ -59,6 +59,12 @@ void *fz_context(void);
 // target makes. Aborts on failure.
 void fz_make_pack(const char *dir);
 
+// A dataset index over empty placeholder files (n_classes classes, n_train
+// and n_valid per class, ImageFolder layout under root): for targets whose
+// stages plan epochs but never open an image. Aborts on failure.
+struct loader_dataset_t *fz_placeholder_dataset(const char *root, int n_classes, int n_train,
+                                                int n_valid);
+
 // A scratch folder for a target's files (mkdtemp under TMPDIR), made once and
 // removed at exit.
 const char *fz_tmpdir(const char *name);
