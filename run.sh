@@ -275,9 +275,6 @@ remove_sockets() {
 }
 
 on_interrupt() {
-  # a stage's subshell signalled between its fork and its exec inherits this
-  # trap: it only ends itself, the main shell does the stopping
-  [ "$BASHPID" = "$$" ] || exit 130
   trap '' INT TERM
   say ""
   say "run.sh: interrupted: stopping every stage"

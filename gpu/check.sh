@@ -111,15 +111,12 @@ OUTDIR="$(cd "$OUTDIR" && pwd)"
 WORK="$(mktemp -d /tmp/nfgpucheck.XXXXXX)"
 LOG="$OUTDIR/check.log"
 : >"$LOG"
-STEPS="$OUTDIR/steps.tsv"   # beside the log: the record survives whatever happens to WORK
+STEPS="$WORK/steps.tsv"
 : >"$STEPS"
 BUDGET="${NF_CHECK_BUDGET_S:-420}"      # no step starts after this many seconds
 DEADLINE="${NF_CHECK_DEADLINE_S:-480}"  # and every step is stopped by this one
 T_START=$(date +%s)
-# Only this shell removes WORK: a subshell forked from it (a step, a watchdog)
-# starts with this EXIT trap and bash's handler that runs it on SIGTERM, so a
-# watchdog stopped right after its fork would otherwise remove WORK (seen under load).
-trap 'if [ "$BASHPID" = "$$" ]; then rm -rf "$WORK"; fi' EXIT
+trap 'rm -rf "$WORK"' EXIT
 if [ "$MODE" = dry ]; then
   BUILD="${BUILD:-${NF_BUILD_DIR:-$ROOT/build}}"
 else
@@ -143,9 +140,6 @@ step() {
   fi
   [ "$limit" -gt $((DEADLINE - elapsed)) ] && limit=$((DEADLINE - elapsed))
   log "== $name (limit ${limit} s)"
-  # WORK has been seen to vanish under heavy parallel load (cause not found:
-  # the EXIT-trap race fixed above was one): each step starts with it present
-  mkdir -p "$WORK"
   t0=$(date +%s.%N)
   # job control: the step runs in its own process group, so the watchdog can
   # stop it with everything it started (cmake, ctest, benchmarks)
@@ -153,13 +147,15 @@ step() {
   ( "$fn" ) >>"$LOG" 2>&1 &
   local pid=$!
   set +m
-  ( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$limit" & sp=$!
-    wait "$sp" && kill -TERM -- "-$pid" 2>/dev/null && sleep 5 && kill -KILL -- "-$pid" 2>/dev/null
+  ( sleep "$limit" && kill -TERM -- "-$pid" 2>/dev/null && sleep 5 && kill -KILL -- "-$pid" 2>/dev/null
   ) >/dev/null 2>&1 &
   local watchdog=$!
   wait "$pid"; rc=$?
-  kill -TERM "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null
+  # The watchdog goes with SIGKILL (its sleep first), never SIGTERM: a subshell
+  # signalled before it has reset this shell's traps runs the EXIT trap above
+  # and removed WORK under load (seen with strace in the parallel test suite).
+  pkill -KILL -P "$watchdog" 2>/dev/null; kill -KILL "$watchdog" 2>/dev/null
+  wait "$watchdog" 2>/dev/null
   local secs; secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   if [ -f "$WORK/$name.skip" ]; then status=skipped
   elif [ "$rc" -eq 0 ]; then status=ok
